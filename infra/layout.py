@@ -1,0 +1,33 @@
+"""Where django-swarm puts things on the host, and how it names them.
+
+One module so that the host scripts, the event deployment and the tests agree on every path.
+"""
+
+ETC_DIR = "/etc/django-swarm"
+STACKS_DIR = f"{ETC_DIR}/stacks"
+STATIC_ROOT = "/srv/django-swarm"
+NGINX_SITE = "/etc/nginx/sites-available/django-swarm"
+NGINX_SITE_ENABLED = "/etc/nginx/sites-enabled/django-swarm"
+NGINX_LOCATIONS_DIR = "/etc/nginx/django-swarm.d"
+
+
+def static_dir(event: str) -> str:
+    """Directory Nginx serves as ``<path>/static/`` for ``event`` (trailing slash on purpose)."""
+    return f"{STATIC_ROOT}/{event}/static/"
+
+
+def nginx_location_file(event: str) -> str:
+    return f"{NGINX_LOCATIONS_DIR}/{event}.conf"
+
+
+def stack_file(event: str) -> str:
+    return f"{STACKS_DIR}/{event}.yml"
+
+
+def database_name(event: str) -> str:
+    """Database and role of ``event``: a valid unquoted PostgreSQL identifier."""
+    return "ev_" + event.replace("-", "_")
+
+
+def service_name(event: str) -> str:
+    return f"{event}_web"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Root-only set-up of a fresh Debian machine for the test command (tests/run_all.sh):
+# system packages, a PostgreSQL server with a test role, and a running Docker engine.
+# Safe to run twice. .ci/run calls it; developers run it once with sudo.
+set -euo pipefail
+
+TEST_DB_USER=${TEST_DB_USER:-swarm_test}
+TEST_DB_PASSWORD=${TEST_DB_PASSWORD:-swarm_test}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "tests/setup_machine.sh installs packages and starts services: run it as root (sudo)." >&2
+  exit 1
+fi
+
+log "Installing system packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  docker.io debootstrap postgresql postgresql-contrib nginx wrk \
+  python3-venv ca-certificates curl openssh-client iproute2 procps >/dev/null
+
+log "Starting PostgreSQL"
+pg_version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1)
+if ! pg_lsclusters --no-header | grep -q "^${pg_version} *main"; then
+  pg_createcluster "$pg_version" main >/dev/null
+fi
+if ! pg_lsclusters --no-header | grep -q "^${pg_version} *main .*online"; then
+  pg_ctlcluster "$pg_version" main start
+fi
+# The test role logs in over TCP on loopback with a password (scram), as the site does.
+runuser -u postgres -- psql -qAt -v ON_ERROR_STOP=1 -v user="$TEST_DB_USER" -v pw="$TEST_DB_PASSWORD" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN SUPERUSER PASSWORD %L', :'user', :'pw')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'user', :'pw') \gexec
+SQL
+
+log "Starting the Docker engine"
+if ! docker info >/dev/null 2>&1; then
+  # vfs: the outer engine of the rehearsal runs inside a container-like sandbox where overlay
+  # mounts are not available; it is slow on disk but always works.
+  nohup dockerd --storage-driver=vfs >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "The Docker engine did not start; see /var/log/dockerd.log" >&2
+  tail -n 20 /var/log/dockerd.log >&2 || true
+  exit 1
+fi
+log "Machine ready: PostgreSQL ${pg_version} on 127.0.0.1:5432 (role ${TEST_DB_USER}), Docker $(docker version --format '{{.Server.Version}}')"
