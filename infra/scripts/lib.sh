@@ -20,3 +20,18 @@ read_secret_to_file() {
   IFS= read -r line || true
   (umask 077 && printf '%s' "$line" | base64 -d >"$path")
 }
+
+# Replace the file at PATH with stdin unless it already holds exactly that text. Exit status
+# 0 when the file changed, 1 when it did not, so callers restart services only on a change:
+# `if replace_file PATH MODE [OWNER:GROUP] <<<"$text"; then ...`.
+replace_file() {
+  local path=$1 mode=$2 owner=${3:-root:root} tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [[ -f $path ]] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$tmp" "$path"
+  rm -f "$tmp"
+}

@@ -1,0 +1,543 @@
+"""The stack configuration: read once, checked completely, then typed.
+
+``load_config`` reads every key of the ``django-swarm`` namespace, checks every rule before any
+resource exists and raises one :class:`ConfigError` listing all problems (key, bad value, fix),
+so a user fixes the whole config in one round instead of one error per ``pulumi up``.
+Keys and defaults are documented in docs/architecture.md ("Stack config keys") and the README.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+NAMESPACE = "django-swarm"
+
+TARGETS = ("digitalocean", "existing")
+PUBLISH_MODES = ("ingress", "host")
+
+# Keys that only make sense for one target; setting one for the other target is an error,
+# because silently ignoring it would leave the user believing it took effect.
+DIGITALOCEAN_KEYS = (
+    "region",
+    "dropletSize",
+    "dropletImage",
+    "postgresVolumeGb",
+    "reservedIp",
+    "manageDns",
+    "sshAllowedCidrs",
+    "sshPublicKey",
+)
+EXISTING_KEYS = ("host", "sshPort", "sshUser", "advertiseAddress")
+COMMON_KEYS = (
+    "target",
+    "sshPrivateKey",
+    "domain",
+    "tlsEmail",
+    "registry",
+    "registryPassword",
+    "baseImage",
+    "swarmSubnet",
+    "publishMode",
+    "events",
+)
+SECRET_KEYS = ("sshPrivateKey", "registryPassword")
+KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
+
+EVENT_KEYS = frozenset({"name", "path", "replicas", "port", "dropDatabaseOnDelete", "settings"})
+EVENT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+EVENT_PATH = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9._~-]*)+")
+SETTING_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+# Environment variables the deployment itself sets for every site (docs/architecture.md).
+RESERVED_SETTINGS = frozenset(
+    {
+        "SECRET_KEY",
+        "DB_NAME",
+        "DB_USER",
+        "DB_PASSWORD",
+        "DB_HOST",
+        "DB_PORT",
+        "ALLOWED_HOSTS",
+        "URL_PREFIX",
+        "PUBLIC_DOMAIN",
+        "SECURE_SSL",
+        "PORT",
+    }
+)
+# Default published ports: 20000-29999, clear of PostgreSQL, the swarm and ephemeral ports.
+DEFAULT_PORT_BASE = 20000
+DEFAULT_PORT_SPAN = 10000
+# Ports an event may not publish: SSH, HTTP(S), PostgreSQL, the swarm's own ports.
+HOST_PORTS = frozenset({22, 80, 443, 2377, 4789, 5432, 7946})
+
+HOSTNAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
+)
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+REGISTRY_SERVER = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
+REGISTRY_REPOSITORY = re.compile(r"[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*")
+
+
+class ConfigError(Exception):
+    """Invalid stack config; the message has one line per problem: key, bad value, fix."""
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    name: str
+    path: str
+    replicas: int
+    port: int
+    drop_database_on_delete: bool
+    settings: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    server: str
+    repository: str
+    username: str
+    password: pulumi.Output[str]
+
+    @property
+    def image_name(self) -> str:
+        return f"{self.server}/{self.repository}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    target: str
+    region: str
+    droplet_size: str
+    droplet_image: str
+    postgres_volume_gb: int
+    reserved_ip: bool
+    manage_dns: bool
+    ssh_allowed_cidrs: tuple[str, ...]
+    ssh_public_key: str | None
+    host: str | None
+    ssh_port: int
+    ssh_user: str
+    ssh_private_key: pulumi.Output[str] | None
+    advertise_address: str | None
+    domain: str | None
+    tls_email: str | None
+    registry: RegistryConfig
+    base_image: str
+    swarm_subnet: str
+    publish_mode: str
+    events: tuple[EventConfig, ...]
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.domain and self.tls_email)
+
+    @property
+    def swarm_gateway(self) -> str:
+        return str(next(ipaddress.ip_network(self.swarm_subnet).hosts()))
+
+
+def default_port(name: str) -> int:
+    """The published port of event ``name`` unless it sets ``port``: stable across runs."""
+    return DEFAULT_PORT_BASE + zlib.crc32(name.encode()) % DEFAULT_PORT_SPAN
+
+
+class _Reader:
+    """Reads raw config text and collects every problem instead of stopping at the first."""
+
+    def __init__(self, config: pulumi.Config):
+        self.config = config
+        self.problems: list[str] = []
+
+    def problem(self, key: str, value: Any, fix: str) -> None:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        self.problems.append(f"{key}: {shown!r} is invalid: {fix}")
+
+    def missing(self, key: str, fix: str) -> None:
+        self.problems.append(f"{key}: missing: {fix}")
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.config.get(key)
+        return default if value is None or value == "" else value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        raw = self.config.get(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            self.problem(key, raw, f"set a whole number from {low} to {high}")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        raw = self.config.get(key)
+        if raw is None:
+            return default
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        self.problem(key, raw, "set true or false")
+        return default
+
+    def json_value(self, key: str, default: Any, expected: type, shape: str) -> Any:
+        raw = self.config.get(key)
+        if raw is None:
+            return default
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, expected):
+            self.problem(key, raw, f"set {shape} (pulumi config set --path or --json)")
+            return default
+        return value
+
+    def one_of(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            self.problem(key, value, f"set one of {', '.join(choices)}")
+            return default
+        return value
+
+    def checked(self, key: str, value: Any, ok: Callable[[Any], bool], fix: str) -> None:
+        if value is not None and not ok(value):
+            self.problem(key, value, fix)
+
+
+def _is_network(value: Any) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_swarm_subnet(value: str) -> bool:
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError:
+        return False
+    return network.version == 4 and network.is_private and network.prefixlen <= 24
+
+
+def _all_config_keys() -> set[str]:
+    """Every key set in this stack, wherever the engine put the config (mocks or environment)."""
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env() or {})
+    prefix = f"{NAMESPACE}:"
+    return {key[len(prefix) :] for key in keys if key.startswith(prefix)}
+
+
+def _check_keys(reader: _Reader, target: str) -> None:
+    present = _all_config_keys()
+    for key in sorted(present - KNOWN_KEYS):
+        reader.problems.append(
+            f"{key}: unknown key: remove it (pulumi config rm {key}); known keys are listed in"
+            " the README"
+        )
+    refused = EXISTING_KEYS if target == "digitalocean" else DIGITALOCEAN_KEYS
+    for key in refused:
+        if key in present:
+            reader.problems.append(
+                f"{key}: not used with target {target!r}: remove it (pulumi config rm {key})"
+            )
+    for key in SECRET_KEYS:
+        if key in present and not runtime_config.is_config_secret(f"{NAMESPACE}:{key}"):
+            reader.problems.append(
+                f"{key}: stored in plain text: set it again with pulumi config set --secret {key}"
+            )
+
+
+def _events(reader: _Reader) -> tuple[EventConfig, ...]:
+    raw = reader.json_value("events", None, list, "a list of event objects")
+    if raw is None:
+        if reader.config.get("events") is None:
+            reader.missing("events", 'add at least one event, e.g. [{"name": "event1", ...}]')
+        return ()
+    if not raw:
+        reader.problem("events", raw, "add at least one event")
+    events: list[EventConfig] = []
+    for i, item in enumerate(raw):
+        key = f"events[{i}]"
+        if not isinstance(item, dict):
+            reader.problem(key, item, 'set an object like {"name": "event1", "path": "/event1"}')
+            continue
+        for unknown in sorted(set(item) - EVENT_KEYS):
+            reader.problem(
+                f"{key}.{unknown}", item[unknown], f"remove it; known: {sorted(EVENT_KEYS)}"
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not EVENT_NAME.fullmatch(name):
+            reader.problem(
+                f"{key}.name",
+                name,
+                "set a lower-case slug: a-z, 0-9 and '-', at most 32 characters,"
+                " not starting or ending with '-'",
+            )
+            name = None
+        path = item.get("path")
+        if not isinstance(path, str) or not EVENT_PATH.fullmatch(path):
+            reader.problem(
+                f"{key}.path", path, "set a URL path like /event1: a leading '/', no trailing '/'"
+            )
+            path = None
+        replicas = item.get("replicas", 1)
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+            reader.problem(f"{key}.replicas", replicas, "set a whole number of at least 1")
+            replicas = 1
+        port = item.get("port")
+        if port is not None and (
+            isinstance(port, bool)
+            or not isinstance(port, int)
+            or not 1024 <= port <= 65535
+            or port in HOST_PORTS
+        ):
+            reader.problem(
+                f"{key}.port",
+                port,
+                f"set a free port from 1024 to 65535, not one of {sorted(HOST_PORTS)}",
+            )
+            port = None
+        drop = item.get("dropDatabaseOnDelete", False)
+        if not isinstance(drop, bool):
+            reader.problem(f"{key}.dropDatabaseOnDelete", drop, "set true or false")
+            drop = False
+        settings = item.get("settings", {})
+        if not isinstance(settings, dict):
+            reader.problem(f"{key}.settings", settings, 'set an object like {"TIME_ZONE": "UTC"}')
+            settings = {}
+        for setting, value in settings.items():
+            if not SETTING_NAME.fullmatch(setting) or setting in RESERVED_SETTINGS:
+                reader.problem(
+                    f"{key}.settings.{setting}",
+                    value,
+                    "use an upper-case environment variable name that the deployment does not"
+                    f" set itself ({', '.join(sorted(RESERVED_SETTINGS))})",
+                )
+            elif not isinstance(value, str):
+                reader.problem(f"{key}.settings.{setting}", value, "quote the value as a string")
+        if name is None or path is None:
+            continue
+        events.append(
+            EventConfig(
+                name=name,
+                path=path,
+                replicas=replicas,
+                port=port if port is not None else default_port(name),
+                drop_database_on_delete=drop,
+                settings=MappingProxyType({k: str(v) for k, v in settings.items()}),
+            )
+        )
+    _check_events_together(reader, events)
+    return tuple(events)
+
+
+def _check_events_together(reader: _Reader, events: list[EventConfig]) -> None:
+    for attribute in ("name", "path", "port"):
+        seen: dict[Any, str] = {}
+        for event in events:
+            value = getattr(event, attribute)
+            if value in seen:
+                fix = f"events {seen[value]!r} and {event.name!r} share it: make each unique"
+                if attribute == "port":
+                    fix += " by setting an explicit port on one of them"
+                reader.problem(f"events[{event.name}].{attribute}", value, fix)
+            seen.setdefault(value, event.name)
+    for outer in events:
+        for inner in events:
+            if inner.path.startswith(outer.path + "/"):
+                reader.problem(
+                    f"events[{inner.name}].path",
+                    inner.path,
+                    f"it is nested under {outer.path} of event {outer.name!r}: use separate paths",
+                )
+
+
+def _registry(reader: _Reader, password: pulumi.Output[str] | None) -> RegistryConfig:
+    raw = reader.json_value(
+        "registry", None, dict, 'an object {"server", "repository", "username"}'
+    )
+    raw = raw or {}
+    if reader.config.get("registry") is None:
+        reader.missing(
+            "registry",
+            'set {"server": "ghcr.io", "repository": "owner/app", "username": "owner"}',
+        )
+    for unknown in sorted(set(raw) - {"server", "repository", "username"}):
+        reader.problem(f"registry.{unknown}", raw[unknown], "remove it")
+    server = raw.get("server", "ghcr.io")
+    repository = raw.get("repository")
+    username = raw.get("username")
+    reader.checked(
+        "registry.server",
+        server,
+        lambda v: isinstance(v, str) and bool(REGISTRY_SERVER.fullmatch(v)),
+        "set a lower-case registry host name like ghcr.io (no scheme, no path)",
+    )
+    if repository is None and raw:
+        reader.missing("registry.repository", "set the image repository, e.g. ieee-branch/hits")
+    reader.checked(
+        "registry.repository",
+        repository,
+        lambda v: isinstance(v, str) and bool(REGISTRY_REPOSITORY.fullmatch(v)),
+        "set a lower-case repository like owner/app without a tag (GHCR requires lower case)",
+    )
+    if username is None and raw:
+        reader.missing("registry.username", "set the user the registry password belongs to")
+    reader.checked(
+        "registry.username",
+        username,
+        lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
+        "set the registry user name",
+    )
+    if password is None:
+        reader.missing(
+            "registryPassword",
+            "pulumi config set --secret registryPassword <token> (a token that can push)",
+        )
+    return RegistryConfig(
+        server=str(server),
+        repository=str(repository),
+        username=str(username),
+        password=password if password is not None else pulumi.Output.secret(""),
+    )
+
+
+def load_config(config: pulumi.Config | None = None) -> StackConfig:
+    """The validated stack config; raises :class:`ConfigError` listing every problem."""
+    reader = _Reader(config or pulumi.Config(NAMESPACE))
+    target = reader.one_of("target", "digitalocean", TARGETS)
+    _check_keys(reader, target)
+
+    ssh_private_key = reader.config.get_secret("sshPrivateKey")
+    ssh_public_key = reader.text("sshPublicKey")
+    host = reader.text("host")
+    if target == "existing":
+        if host is None:
+            reader.missing("host", "pulumi config set host <address of the server>")
+        if ssh_private_key is None:
+            reader.missing(
+                "sshPrivateKey",
+                "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519 (root's key)",
+            )
+    elif ssh_public_key is not None and ssh_private_key is None:
+        reader.missing(
+            "sshPrivateKey",
+            "with your own sshPublicKey, also set its private key:"
+            " pulumi config set --secret sshPrivateKey < key (or remove sshPublicKey to use a"
+            " generated key)",
+        )
+    elif ssh_public_key is None and ssh_private_key is not None:
+        reader.problems.append(
+            "sshPrivateKey: set without sshPublicKey: set sshPublicKey to its public key, or"
+            " remove sshPrivateKey to use a generated key"
+        )
+    reader.checked(
+        "host",
+        host,
+        lambda v: _is_address(v) or bool(HOSTNAME.fullmatch(v)),
+        "set an IP address or a DNS name",
+    )
+    reader.checked(
+        "sshPublicKey",
+        ssh_public_key,
+        lambda v: v.startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")),
+        "paste one OpenSSH public key line (ssh-ed25519 AAAA...)",
+    )
+    advertise_address = reader.text("advertiseAddress")
+    reader.checked("advertiseAddress", advertise_address, _is_address, "set an IP address")
+
+    cidrs = reader.json_value("sshAllowedCidrs", ["0.0.0.0/0", "::/0"], list, "a list of CIDRs")
+    for i, cidr in enumerate(cidrs):
+        reader.checked(
+            f"sshAllowedCidrs[{i}]", cidr, _is_network, "set a CIDR like 198.51.100.0/24"
+        )
+    if not cidrs:
+        reader.problem("sshAllowedCidrs", cidrs, "allow at least one CIDR, or SSH is unreachable")
+
+    domain = reader.text("domain")
+    if domain is not None:
+        domain = domain.lower()
+    reader.checked(
+        "domain",
+        domain,
+        lambda v: bool(HOSTNAME.fullmatch(v)),
+        "set a host name like ieee.example.org",
+    )
+    tls_email = reader.text("tlsEmail")
+    if tls_email is not None and domain is None:
+        reader.problems.append(
+            "tlsEmail: set without domain: TLS needs the public host name: set domain"
+        )
+    reader.checked(
+        "tlsEmail",
+        tls_email,
+        lambda v: bool(EMAIL.fullmatch(v)),
+        "set the e-mail address Let's Encrypt writes to about expiring certificates",
+    )
+    manage_dns = reader.boolean("manageDns", False)
+    if manage_dns and domain is None:
+        reader.problems.append("manageDns: true without domain: set domain, or set manageDns false")
+
+    swarm_subnet = reader.text("swarmSubnet", "172.20.0.0/16")
+    if not _is_swarm_subnet(swarm_subnet):
+        reader.problem(
+            "swarmSubnet",
+            swarm_subnet,
+            "set a private IPv4 network of /24 or larger, like 172.20.0.0/16, not used elsewhere",
+        )
+        swarm_subnet = "172.20.0.0/16"
+    else:
+        swarm_subnet = str(ipaddress.ip_network(swarm_subnet))
+
+    registry = _registry(reader, reader.config.get_secret("registryPassword"))
+    base_image = reader.text("baseImage", "python:3.13-slim")
+
+    stack = StackConfig(
+        target=target,
+        region=reader.text("region", "fra1"),
+        droplet_size=reader.text("dropletSize", "s-1vcpu-1gb"),
+        droplet_image=reader.text("dropletImage", "debian-13-x64"),
+        postgres_volume_gb=reader.integer("postgresVolumeGb", 10, 0, 16384),
+        reserved_ip=reader.boolean("reservedIp", False),
+        manage_dns=manage_dns,
+        ssh_allowed_cidrs=tuple(str(c) for c in cidrs),
+        ssh_public_key=ssh_public_key.strip() if ssh_public_key else None,
+        host=host,
+        ssh_port=reader.integer("sshPort", 22, 1, 65535),
+        ssh_user=reader.text("sshUser", "root"),
+        ssh_private_key=ssh_private_key,
+        advertise_address=advertise_address,
+        domain=domain,
+        tls_email=tls_email,
+        registry=registry,
+        base_image=base_image,
+        swarm_subnet=swarm_subnet,
+        publish_mode=reader.one_of("publishMode", "ingress", PUBLISH_MODES),
+        events=_events(reader),
+    )
+    if reader.problems:
+        raise ConfigError(
+            f"The stack config has {len(reader.problems)} problem(s):\n"
+            + "\n".join(reader.problems)
+        )
+    return stack

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Step 2: the distribution's packages for Docker, PostgreSQL and Nginx (and certbot with TLS),
+# each service enabled at boot.
+: "${INSTALL_CERTBOT:?}"
+
+export DEBIAN_FRONTEND=noninteractive
+# Another apt run (unattended-upgrades on a fresh droplet) may hold the lock for a while.
+apt_get() {
+  apt-get -o DPkg::Lock::Timeout=600 -q "$@"
+}
+
+packages=(docker.io postgresql nginx iproute2 ca-certificates unattended-upgrades)
+log "Updating the package lists"
+apt_get update
+# From Debian 13 on, the docker CLI is its own package; before, docker.io contains it.
+if apt-cache show docker-cli >/dev/null 2>&1; then
+  packages+=(docker-cli)
+fi
+if [[ $INSTALL_CERTBOT == 1 ]]; then
+  packages+=(certbot)
+fi
+log "Installing ${packages[*]}"
+apt_get install -y --no-install-recommends "${packages[@]}"
+
+for service in docker postgresql nginx; do
+  systemctl enable --now "$service"
+done
+log "Packages installed; docker, postgresql and nginx enabled at boot"

@@ -1,0 +1,256 @@
+"""The server the swarm runs on: a new DigitalOcean droplet and its surroundings, or an
+existing Debian host reachable over SSH. Either way the rest of the program sees the same three
+things: how to reach it over SSH, its public address, and the address the swarm advertises.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as do
+import pulumi_tls as tls
+from config import StackConfig
+from pulumi_command import remote
+
+ANYWHERE = ["0.0.0.0/0", "::/0"]
+# The swarm's own ports (manager API, gossip, VXLAN); open only inside the VPC for more nodes.
+SWARM_PORTS = (("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789"))
+# A new droplet takes a minute or two before sshd answers; the provider's default (10 dial
+# errors, about 7 s) would fail the first `pulumi up`. 60 attempts of up to 10 s each wait for
+# a booting droplet; an existing host is up already, so a wrong address fails sooner.
+DIAL = {"digitalocean": (60, 10), "existing": (10, 10)}
+
+
+@dataclass(frozen=True)
+class PostgresVolume:
+    """The block-storage volume that keeps PostgreSQL's data when the droplet is replaced."""
+
+    device: str  # stable device path of the attached volume
+    mount_point: str  # where DigitalOcean's own automount would put it, so both agree
+    attachment: pulumi.Resource  # the host may mount it only after this exists
+
+
+def resource_name(stack: str, suffix: str) -> str:
+    """A DigitalOcean name (lower case, digits, '-') unique per stack of this project."""
+    base = re.sub(r"[^a-z0-9-]+", "-", f"{pulumi.get_project()}-{stack}-{suffix}".lower())
+    return base.strip("-")[:63]
+
+
+class Server(pulumi.ComponentResource):
+    connection: remote.ConnectionArgs
+    public_address: pulumi.Output[str]
+    private_address: pulumi.Output[str]
+    postgres_volume: PostgresVolume | None
+    generated_private_key: pulumi.Output[str] | None
+    # DNS records certbot needs before it can obtain a certificate.
+    dns_records: list[pulumi.Resource]
+
+    def __init__(
+        self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("django-swarm:index:Server", name, None, opts)
+        self.ssh_user = "root" if cfg.target == "digitalocean" else cfg.ssh_user
+        self.ssh_port = 22 if cfg.target == "digitalocean" else cfg.ssh_port
+        self.postgres_volume = None
+        self.generated_private_key = None
+        self.dns_records = []
+        if cfg.target == "digitalocean":
+            private_key = self._droplet(name, cfg)
+        else:
+            self.public_address = pulumi.Output.from_input(cfg.host or "")
+            self.private_address = pulumi.Output.from_input(cfg.advertise_address or "")
+            private_key = cfg.ssh_private_key
+        error_limit, dial_timeout = DIAL[cfg.target]
+        self.connection = remote.ConnectionArgs(
+            host=self.public_address,
+            port=self.ssh_port,
+            user=self.ssh_user,
+            private_key=private_key,
+            dial_error_limit=error_limit,
+            per_dial_timeout=dial_timeout,
+        )
+        self.register_outputs(
+            {"public_address": self.public_address, "private_address": self.private_address}
+        )
+
+    def as_root(self, command: str) -> str:
+        """``command`` as run by root: through ``sudo -n`` when the SSH user is not root."""
+        if self.ssh_user == "root":
+            return command
+        return f"sudo -n bash -c {shlex.quote(command)}"
+
+    def ssh_command(self) -> pulumi.Output[str]:
+        """The command line a person uses to log in to the server."""
+        port = "" if self.ssh_port == 22 else f"-p {self.ssh_port} "
+        return self.public_address.apply(lambda address: f"ssh {port}{self.ssh_user}@{address}")
+
+    def _droplet(self, name: str, cfg: StackConfig) -> pulumi.Output[str]:
+        """Create the droplet and its surroundings; return the SSH private key to use."""
+        child = pulumi.ResourceOptions(parent=self)
+        stack = pulumi.get_stack()
+        if cfg.ssh_public_key is None:
+            deploy_key = tls.PrivateKey(f"{name}-deploy-key", algorithm="ED25519", opts=child)
+            public_key = deploy_key.public_key_openssh
+            private_key = deploy_key.private_key_openssh
+            self.generated_private_key = private_key
+        else:
+            public_key = pulumi.Output.from_input(cfg.ssh_public_key)
+            private_key = cfg.ssh_private_key
+        ssh_key = do.SshKey(
+            f"{name}-ssh-key",
+            name=resource_name(stack, "deploy"),
+            public_key=public_key.apply(str.strip),
+            opts=child,
+        )
+        vpc = do.Vpc(
+            f"{name}-vpc",
+            name=resource_name(stack, "vpc"),
+            region=cfg.region,
+            description="django-swarm: private network of the swarm nodes",
+            opts=child,
+        )
+        droplet = do.Droplet(
+            f"{name}-droplet",
+            name=resource_name(stack, "node-1"),
+            image=cfg.droplet_image,
+            region=cfg.region,
+            size=cfg.droplet_size,
+            ssh_keys=[ssh_key.id],
+            vpc_uuid=vpc.id,
+            monitoring=True,
+            graceful_shutdown=True,
+            tags=["django-swarm", resource_name(stack, "node")],
+            opts=child,
+        )
+        droplet_id = droplet.id.apply(int)
+        project_resources = [droplet.droplet_urn]
+
+        if cfg.postgres_volume_gb > 0:
+            volume_name = resource_name(stack, "pgdata")
+            volume = do.Volume(
+                f"{name}-postgres-volume",
+                name=volume_name,
+                region=cfg.region,
+                size=cfg.postgres_volume_gb,
+                initial_filesystem_type="ext4",
+                description="django-swarm: PostgreSQL data of every event",
+                # Every event's data lives here: `pulumi destroy` must not take it along.
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+            attachment = do.VolumeAttachment(
+                f"{name}-postgres-volume-attachment",
+                droplet_id=droplet_id,
+                volume_id=volume.id,
+                opts=child,
+            )
+            self.postgres_volume = PostgresVolume(
+                device=f"/dev/disk/by-id/scsi-0DO_Volume_{volume_name}",
+                mount_point=f"/mnt/{volume_name.replace('-', '_')}",
+                attachment=attachment,
+            )
+            project_resources.append(volume.volume_urn)
+
+        if cfg.reserved_ip:
+            reserved = do.ReservedIp(f"{name}-reserved-ip", region=cfg.region, opts=child)
+            assignment = do.ReservedIpAssignment(
+                f"{name}-reserved-ip-assignment",
+                ip_address=reserved.ip_address,
+                droplet_id=droplet_id,
+                opts=child,
+            )
+            # The assignment's output, not the IP's: SSH waits until the IP leads to the droplet.
+            self.public_address = assignment.ip_address
+            project_resources.append(reserved.reserved_ip_urn)
+        else:
+            self.public_address = droplet.ipv4_address
+        self.private_address = droplet.ipv4_address_private
+
+        do.Firewall(
+            f"{name}-firewall",
+            name=resource_name(stack, "firewall"),
+            droplet_ids=[droplet_id],
+            inbound_rules=_inbound_rules(cfg, vpc.ip_range),
+            outbound_rules=_outbound_rules(),
+            opts=child,
+        )
+        if cfg.manage_dns and cfg.domain:
+            zone, record = dns_zone_and_record(cfg.domain)
+            self.dns_records.append(
+                do.DnsRecord(
+                    f"{name}-dns-a",
+                    domain=zone,
+                    name=record,
+                    type="A",
+                    value=self.public_address,
+                    ttl=300,
+                    opts=child,
+                )
+            )
+        do.Project(
+            f"{name}-project",
+            name=resource_name(stack, "project"),
+            description="django-swarm event sites",
+            purpose="Web Application",
+            environment="Production",
+            resources=project_resources,
+            opts=child,
+        )
+        return private_key
+
+
+def dns_zone_and_record(domain: str) -> tuple[str, str]:
+    """The DigitalOcean zone holding ``domain`` and the record name inside it.
+
+    ``ieee.example.org`` is record ``ieee`` in zone ``example.org``; a two-label domain is the
+    zone's apex (``@``).
+    """
+    labels = domain.split(".")
+    if len(labels) <= 2:
+        return domain, "@"
+    return ".".join(labels[1:]), labels[0]
+
+
+def _inbound_rules(
+    cfg: StackConfig, vpc_range: pulumi.Output[str]
+) -> list[do.FirewallInboundRuleArgs]:
+    """SSH from the allowed CIDRs, HTTP(S) from anywhere; the rest only from inside the VPC.
+
+    Ports Docker publishes bypass the host's own packet filter, so this cloud firewall is what
+    keeps the event services' ports off the internet.
+    """
+    rules = [
+        do.FirewallInboundRuleArgs(
+            protocol="tcp", port_range="22", source_addresses=list(cfg.ssh_allowed_cidrs)
+        ),
+        do.FirewallInboundRuleArgs(protocol="tcp", port_range="80", source_addresses=ANYWHERE),
+        do.FirewallInboundRuleArgs(protocol="tcp", port_range="443", source_addresses=ANYWHERE),
+    ]
+    inside = [vpc_range]
+    rules += [
+        do.FirewallInboundRuleArgs(protocol=protocol, port_range=port, source_addresses=inside)
+        for protocol, port in SWARM_PORTS
+    ]
+    rules += [
+        do.FirewallInboundRuleArgs(
+            protocol="tcp", port_range=str(event.port), source_addresses=inside
+        )
+        for event in cfg.events
+    ]
+    return rules
+
+
+def _outbound_rules() -> list[do.FirewallOutboundRuleArgs]:
+    """Everything outbound: a cloud firewall with no outbound rule drops apt, DNS, NTP, the
+    registry and Let's Encrypt, and a site may call any outside API or mail server."""
+    return [
+        do.FirewallOutboundRuleArgs(
+            protocol="tcp", port_range="1-65535", destination_addresses=ANYWHERE
+        ),
+        do.FirewallOutboundRuleArgs(
+            protocol="udp", port_range="1-65535", destination_addresses=ANYWHERE
+        ),
+        do.FirewallOutboundRuleArgs(protocol="icmp", destination_addresses=ANYWHERE),
+    ]
