@@ -5,18 +5,39 @@ Read top to bottom: the validated stack config, the server, its provisioning, th
 
 import pulumi
 from config import load_config
+from event import EventSite, EventSiteArgs
 from host import Host
+from image import SiteImage, SiteImageArgs
 from server import Server
 
 cfg = load_config()
 server = Server("server", cfg)
 host = Host("host", cfg, server)
 
-# --- Event sites (part 2: image and one EventSite per event) go here, after host.ready. ---
+# --- Event sites (part 2): the image, then one EventSite per event, after host.ready. ---
+image = SiteImage("site-image", SiteImageArgs(cfg, server.connection, host.ready))
+sites = {
+    event.name: EventSite(
+        event.name,
+        EventSiteArgs(
+            event=event,
+            stack=cfg,
+            connection=server.connection,
+            image_ref=image.repo_digest,
+            public_address=server.public_address,
+            host_ready=host.ready,
+            registry_login=image.registry_login,
+        ),
+    )
+    for event in cfg.events
+}
+# --- end of event sites ---
 
 pulumi.export("publicAddress", server.public_address)
 pulumi.export("privateAddress", server.private_address)
 pulumi.export("sshCommand", server.ssh_command())
+pulumi.export("imageDigest", image.repo_digest)
+pulumi.export("eventUrls", {name: site.url for name, site in sites.items()})
 if server.generated_private_key is not None:
     # Log in with: pulumi stack output deployPrivateKey --show-secrets > key && chmod 600 key
     pulumi.export("deployPrivateKey", pulumi.Output.secret(server.generated_private_key))

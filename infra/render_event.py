@@ -1,0 +1,177 @@
+"""Pure renderers for one event's site: its environment, swarm stack file and Nginx location.
+
+Every function takes plain values and returns text (or a plain mapping), so what lands on the host
+is unit-tested as text; ``event.py`` only wires these texts into Pulumi resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import layout
+import yaml
+
+# The port gunicorn listens on inside the container (the image's PORT default).
+SITE_PORT = 8000
+DB_PORT = 5432
+# Where swarm mounts each secret inside the container, keyed by the setting it carries.
+SECRET_TARGETS = {"SECRET_KEY": "secret_key", "DB_PASSWORD": "db_password"}
+# Sized for a 1 GB droplet shared by PostgreSQL, Nginx, dockerd and several events: one gunicorn
+# worker with threads stays near 60 MB, so 256 MB is headroom, not a budget.
+MEMORY_LIMIT = "256M"
+MEMORY_RESERVATION = "64M"
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """What decides how one event's site runs, as plain values (no Pulumi outputs)."""
+
+    event: str
+    path: str
+    port: int
+    replicas: int
+    image: str
+    db_host: str
+    public_host: str
+    tls: bool
+    publish_mode: str
+    secret_key_secret: str
+    db_password_secret: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+def secret_name(event: str, kind: str, version: str) -> str:
+    """Name of a swarm secret: immutable, so a new value gets a new version in its name."""
+    return f"{event}_{kind}_{version}"
+
+
+def site_environment(spec: SiteSpec) -> dict[str, str]:
+    """The site's environment variables (docs/architecture.md); secrets only as ``*_FILE``."""
+    database = layout.database_name(spec.event)
+    environment = {
+        **spec.settings,
+        "URL_PREFIX": spec.path,
+        "ALLOWED_HOSTS": spec.public_host,
+        "DB_HOST": spec.db_host,
+        "DB_PORT": str(DB_PORT),
+        "DB_NAME": database,
+        "DB_USER": database,
+        **{f"{name}_FILE": f"/run/secrets/{target}" for name, target in SECRET_TARGETS.items()},
+    }
+    if spec.tls:
+        environment |= {"PUBLIC_DOMAIN": spec.public_host, "SECURE_SSL": "1"}
+    return environment
+
+
+def env_file(environment: Mapping[str, str]) -> str:
+    """``--env-file`` text for ``docker service create`` (one ``NAME=value`` a line, no quoting)."""
+    for name, value in environment.items():
+        if "\n" in value:
+            raise ValueError(f"setting {name} contains a line break, which an env file cannot hold")
+    return "".join(f"{name}={value}\n" for name, value in sorted(environment.items()))
+
+
+def stack_file(spec: SiteSpec) -> str:
+    """The swarm stack (compose v3) of one event: one ``web`` service, pinned to ``spec.image``.
+
+    Host-mode published ports bind the host's port inside the task, so on one node a new task
+    cannot start while the old one still holds it: updates there stop the old task first (a short
+    gap), and they overlap (start-first, no gap) with the routing mesh.
+    """
+    order = "start-first" if spec.publish_mode == "ingress" else "stop-first"
+    service = {
+        "image": spec.image,
+        "environment": site_environment(spec),
+        "secrets": [{"source": target, "target": target} for target in SECRET_TARGETS.values()],
+        "ports": [
+            {
+                "target": SITE_PORT,
+                "published": spec.port,
+                "protocol": "tcp",
+                "mode": spec.publish_mode,
+            }
+        ],
+        # The image's own check: gunicorn's /healthz, which Nginx serves as <path>/healthz.
+        "healthcheck": {
+            "test": ["CMD", "python", "/app/healthcheck.py"],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 3,
+            "start_period": "20s",
+        },
+        "stop_grace_period": "10s",
+        "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+        "deploy": {
+            "replicas": spec.replicas,
+            # The virtual IP needs the kernel's IPVS, which only the routing mesh uses here;
+            # Nginx reaches the site through its published port either way.
+            "endpoint_mode": "vip" if spec.publish_mode == "ingress" else "dnsrr",
+            "update_config": {
+                "parallelism": 1,
+                "delay": "5s",
+                "order": order,
+                "failure_action": "rollback",
+                # A new task must stay healthy this long before the update counts as done.
+                "monitor": "30s",
+                "max_failure_ratio": 0,
+            },
+            "rollback_config": {"parallelism": 1, "order": order, "monitor": "30s"},
+            "restart_policy": {
+                "condition": "any",
+                "delay": "5s",
+                "max_attempts": 5,
+                "window": "120s",
+            },
+            "resources": {
+                "limits": {"memory": MEMORY_LIMIT},
+                "reservations": {"memory": MEMORY_RESERVATION},
+            },
+            "labels": {"django-swarm.event": spec.event},
+        },
+    }
+    document = {
+        "version": "3.8",
+        "services": {"web": service},
+        "secrets": {
+            SECRET_TARGETS["SECRET_KEY"]: {"external": True, "name": spec.secret_key_secret},
+            SECRET_TARGETS["DB_PASSWORD"]: {"external": True, "name": spec.db_password_secret},
+        },
+    }
+    header = (
+        f"# Swarm stack {spec.event!r}, written by django-swarm's Pulumi program. Do not edit.\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def nginx_location(event: str, path: str, port: int) -> str:
+    """The Nginx locations of one event, included in the site's server block.
+
+    ``alias`` and its location both end in ``/``: a location without the slash would let
+    ``<path>/static../`` escape the directory. ``proxy_pass`` with a URI strips ``<path>`` before
+    the site sees the request; the site adds it back to every URL it generates (``URL_PREFIX``).
+    The proxy headers (``Host``, ``X-Forwarded-Proto/For/Host``) and the HSTS header come from the
+    server block (``render_host``): a location inherits them only while it sets none of its own,
+    so these locations set no ``proxy_set_header`` and no ``add_header``.
+    """
+    static_dir = layout.static_dir(event)
+    if not static_dir.endswith("/"):
+        raise ValueError(f"static directory {static_dir!r} must end with '/' to match its alias")
+    return f"""\
+# Event {event!r}, written by django-swarm's Pulumi program. Do not edit.
+location = {path} {{
+    # A relative Location: the public port may differ from the one Nginx listens on.
+    absolute_redirect off;
+    return 301 {path}/;
+}}
+
+location {path}/static/ {{
+    alias {static_dir};
+    expires 30d;
+    access_log off;
+}}
+
+location {path}/ {{
+    proxy_pass http://127.0.0.1:{port}/;
+}}
+"""

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the new image's migrations once, before the new version takes traffic: a one-off swarm job
+# (`manage.py migrate_locked` holds a PostgreSQL advisory lock while it migrates). The job is
+# bounded by MIGRATE_TIMEOUT seconds; when it fails, this step fails with its logs and the
+# running version keeps serving untouched.
+# Parameters: EVENT, IMAGE, ENV_FILE_TEXT, SECRET_KEY_SECRET, DB_PASSWORD_SECRET, MIGRATE_TIMEOUT.
+set -euo pipefail
+: "${EVENT:?}" "${IMAGE:?}" "${ENV_FILE_TEXT:?}" "${SECRET_KEY_SECRET:?}" \
+  "${DB_PASSWORD_SECRET:?}" "${MIGRATE_TIMEOUT:?}"
+
+job=${EVENT}_migrate
+workdir=$(mktemp -d)
+cleanup() {
+  docker service rm "$job" >/dev/null 2>&1 || true
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+printf '%s' "$ENV_FILE_TEXT" >"$workdir/env"
+
+# A job left behind by an interrupted run would hold the name.
+docker service rm "$job" >/dev/null 2>&1 || true
+
+log "Migrating the database of $EVENT with $IMAGE"
+# On the host's network the job reaches PostgreSQL on the swarm gateway before the event's stack
+# (and its network) exists. No health check: the image's one probes gunicorn, which a job never
+# starts, and an unhealthy task would be killed mid-migration.
+docker service create --quiet --detach \
+  --name "$job" \
+  --mode replicated-job \
+  --restart-condition none \
+  --network host \
+  --no-healthcheck \
+  --with-registry-auth \
+  --label "django-swarm.event=$EVENT" \
+  --env-file "$workdir/env" \
+  --secret "source=$SECRET_KEY_SECRET,target=secret_key" \
+  --secret "source=$DB_PASSWORD_SECRET,target=db_password" \
+  "$IMAGE" python manage.py migrate_locked >/dev/null
+
+fail() {
+  printf 'event %s: %s; the running version keeps serving. Job output:\n' "$EVENT" "$1" >&2
+  docker service logs --raw --no-trunc "$job" >&2 || true
+  exit 1
+}
+
+deadline=$((SECONDS + MIGRATE_TIMEOUT))
+while :; do
+  task=$(docker service ps --no-trunc --format '{{.CurrentState}}|{{.Error}}' "$job" | awk 'NR == 1')
+  case ${task%% *} in
+    Complete) break ;;
+    Failed | Rejected | Shutdown | Orphaned) fail "migrations failed (${task})" ;;
+  esac
+  if ((SECONDS >= deadline)); then
+    fail "migrations did not finish within ${MIGRATE_TIMEOUT}s (${task:-no task})"
+  fi
+  sleep 2
+done
+docker service logs --raw --no-trunc "$job" >&2 || true
+log "Migrations of $EVENT applied"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Deploys the event's swarm stack and waits (bounded) until the update converged. Docker exits 0
+# after an automatic rollback, so the service's UpdateStatus decides: a rolled back or paused
+# update fails this step with the event's name and the last task errors, while the previous
+# version keeps serving. Afterwards, swarm secrets no version uses any more are removed.
+# Parameters: EVENT, SERVICE, STACK_FILE, STACK_TEXT, DEPLOY_TIMEOUT, SECRETS_IN_USE (names, spaces).
+set -euo pipefail
+: "${EVENT:?}" "${SERVICE:?}" "${STACK_FILE:?}" "${STACK_TEXT:?}" "${DEPLOY_TIMEOUT:?}" \
+  "${SECRETS_IN_USE:?}"
+
+install -d -m 700 "${STACK_FILE%/*}"
+(umask 077 && printf '%s' "$STACK_TEXT" >"$STACK_FILE.new")
+mv -f "$STACK_FILE.new" "$STACK_FILE"
+
+fail() {
+  printf 'event %s: %s; the previous version (if any) keeps serving. Last tasks:\n' \
+    "$EVENT" "$1" >&2
+  docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' \
+    "$SERVICE" 2>&1 | awk 'NR <= 10' >&2
+  exit 1
+}
+
+update_status() {
+  docker service inspect --format "{{if .UpdateStatus}}{{.UpdateStatus.$1}}{{end}}" "$SERVICE" \
+    2>/dev/null || true
+}
+
+# The status of an earlier update (say, a rollback) must not fail a deploy that changes nothing.
+started_before=$(update_status StartedAt)
+log "Deploying stack $EVENT (waiting up to ${DEPLOY_TIMEOUT}s)"
+status=0
+timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --with-registry-auth \
+  --compose-file "$STACK_FILE" "$EVENT" >&2 || status=$?
+
+state=
+if [[ $(update_status StartedAt) != "$started_before" ]]; then
+  state=$(update_status State)
+fi
+case $state in
+  rollback_started | rollback_paused | rollback_completed)
+    fail "the update failed and was rolled back ($(update_status Message))" ;;
+  paused) fail "the update was paused ($(update_status Message))" ;;
+esac
+if ((status == 124)); then
+  fail "the service did not converge within ${DEPLOY_TIMEOUT}s"
+elif ((status != 0)); then
+  fail "docker stack deploy failed (exit ${status})"
+fi
+
+for name in $(docker secret ls --format '{{.Name}}' --filter "label=django-swarm.event=$EVENT"); do
+  if [[ " $SECRETS_IN_USE " != *" $name "* ]]; then
+    if docker secret rm "$name" >/dev/null 2>&1; then
+      log "Removed old swarm secret $name"
+    else
+      log "Kept old swarm secret $name: still in use"
+    fi
+  fi
+done
+log "Stack $EVENT serves $(docker service ls --filter "name=$SERVICE" --format '{{.Replicas}}') replicas"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Removes the event's swarm stack and waits (bounded) until its containers and network are gone,
+# so that its secrets can be removed next and its port is free.
+# Parameters: EVENT, STACK_FILE, REMOVE_TIMEOUT.
+set -euo pipefail
+: "${EVENT:?}" "${STACK_FILE:?}" "${REMOVE_TIMEOUT:?}"
+
+if [[ -n $(docker stack ls --format '{{.Name}}' | awk -v name="$EVENT" '$0 == name') ]]; then
+  docker stack rm "$EVENT" >&2
+fi
+label=com.docker.stack.namespace=$EVENT
+deadline=$((SECONDS + REMOVE_TIMEOUT))
+while [[ -n $(docker ps --all --quiet --filter "label=$label") ||
+  -n $(docker network ls --quiet --filter "label=$label") ]]; do
+  if ((SECONDS >= deadline)); then
+    log "Stack $EVENT still has containers or networks after ${REMOVE_TIMEOUT}s (docker ps -a --filter label=$label)"
+    exit 1
+  fi
+  sleep 1
+done
+rm -f "$STACK_FILE"
+log "Removed stack $EVENT"
