@@ -1,0 +1,112 @@
+"""Health endpoint and behaviour while PostgreSQL is unreachable or restarting."""
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from conftest import (
+    APP_DIR,
+    connect_test_db,
+    free_port,
+    gunicorn,
+    manage,
+    process_env,
+    site_env,
+)
+from hits.management.commands.migrate_locked import MIGRATION_LOCK_KEY
+from hits.models import SITE_COUNTER, Counter
+
+
+def assert_unavailable(response: requests.Response) -> None:
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"error": "database unavailable"}
+
+
+def test_health_is_ok_with_the_database_and_is_not_a_visit(sites, live_db):
+    for _ in range(3):
+        health = requests.get(f"{sites.base_url}/event1/healthz", timeout=10)
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok"}
+    assert not Counter.objects.filter(name=SITE_COUNTER).exists()
+    assert requests.get(f"{sites.base_url}/event1/", timeout=10).json() == {"hits": 1}
+    requests.get(f"{sites.base_url}/event1/healthz", timeout=10)
+    assert Counter.objects.get(name=SITE_COUNTER).hits == 1
+
+
+def test_health_answers_any_host_but_pages_only_allowed_hosts(sites, live_db):
+    # The container's health check calls 127.0.0.1:$PORT directly, whatever ALLOWED_HOSTS says.
+    foreign = {"Host": "attacker.example"}
+    health = requests.get(f"{sites.event1.url}/healthz", headers=foreign, timeout=10)
+    assert health.status_code == 200
+    assert requests.get(f"{sites.event1.url}/", headers=foreign, timeout=10).status_code == 400
+
+
+def test_without_database_health_and_pages_answer_503_json(work_dir):
+    nothing_listens = str(free_port())
+    with gunicorn(site_env(DB_PORT=nothing_listens, URL_PREFIX="/event1"), work_dir) as site:
+        assert_unavailable(requests.get(f"{site.url}/healthz", timeout=10))
+        assert_unavailable(requests.get(f"{site.url}/", timeout=10))
+        assert "Traceback" not in site.log.read_text()
+
+
+def test_database_restart_gives_503_then_recovers_by_itself(private_postgres, work_dir):
+    settings = private_postgres.site_settings(URL_PREFIX="/event1")
+    migrated = manage("migrate_locked", env=settings)
+    assert migrated.returncode == 0, migrated.stderr
+    with gunicorn(settings, work_dir) as site:
+
+        def visit(_: int) -> requests.Response:
+            return requests.get(f"{site.url}/", timeout=15)
+
+        # Every gunicorn thread opens its persistent connection.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert all(r.status_code == 200 for r in pool.map(visit, range(16)))
+
+        private_postgres.stop()
+        assert_unavailable(visit(0))
+        assert_unavailable(requests.get(f"{site.url}/healthz", timeout=15))
+
+        private_postgres.start()
+        # No stale connection survives the restart: every thread answers again at once.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            after = list(pool.map(visit, range(16)))
+        assert [r.status_code for r in after] == [200] * 16
+        assert max(r.json()["hits"] for r in after) == 32
+        assert requests.get(f"{site.url}/healthz", timeout=15).status_code == 200
+
+
+def test_migrate_locked_waits_for_the_lock_with_a_clear_error(test_db_name, live_db):
+    env = site_env(DB_NAME=test_db_name)
+    with connect_test_db(test_db_name) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
+        blocked = manage("migrate_locked", "--lock-timeout", "1", env=env)
+        assert blocked.returncode != 0
+        assert blocked.stderr.strip() == (
+            "CommandError: another migration run still holds the migration lock after 1 s; "
+            "wait for it to finish (or stop it) and run again"
+        )
+    done = manage("migrate_locked", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "No migrations to apply" in done.stdout
+
+
+def test_two_migrate_locked_runs_at_once_do_not_race(private_postgres):
+    """Unlocked, two `migrate` on an empty database collide on CREATE TABLE; locked, one waits."""
+    env = process_env(private_postgres.site_settings())
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(APP_DIR / "manage.py"), "migrate_locked"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    applied = [out for out, _ in outputs if "Applying hits.0001_initial... OK" in out]
+    waited = [out for out, _ in outputs if "No migrations to apply" in out]
+    assert (len(applied), len(waited)) == (1, 1), outputs
