@@ -219,7 +219,7 @@ class EventSite(pulumi.ComponentResource):
                     "EVENT": event.name,
                     "LOCATION_FILE": location_file,
                     "LOCATION_TEXT": render_event.nginx_location(
-                        event.name, event.path, event.port
+                        event.name, event.path, event.port, layout.static_dir(event.name)
                     ),
                 },
             ),

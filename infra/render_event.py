@@ -144,7 +144,7 @@ def stack_file(spec: SiteSpec) -> str:
     return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
-def nginx_location(event: str, path: str, port: int) -> str:
+def nginx_location(event: str, path: str, port: int, static_dir: str) -> str:
     """The Nginx locations of one event, included in the site's server block.
 
     ``alias`` and its location both end in ``/``: a location without the slash would let
@@ -154,7 +154,6 @@ def nginx_location(event: str, path: str, port: int) -> str:
     server block (``render_host``): a location inherits them only while it sets none of its own,
     so these locations set no ``proxy_set_header`` and no ``add_header``.
     """
-    static_dir = layout.static_dir(event)
     if not static_dir.endswith("/"):
         raise ValueError(f"static directory {static_dir!r} must end with '/' to match its alias")
     return f"""\

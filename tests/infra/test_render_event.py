@@ -1,0 +1,310 @@
+"""The event renderers as text, and the Nginx locations run in a real Nginx with the real site."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import layout
+import pytest
+import render_event
+import render_host
+import yaml
+from render_event import SiteSpec
+
+DIGEST_REF = "ghcr.io/ieee-branch/hits@sha256:" + "ab" * 32
+
+SPEC = SiteSpec(
+    event="event1",
+    path="/event1",
+    port=21001,
+    replicas=2,
+    image=DIGEST_REF,
+    db_host="172.20.0.1",
+    public_host="ieee.example.org",
+    tls=True,
+    publish_mode="ingress",
+    secret_key_secret="event1_secret_key_0123456789ab",
+    db_password_secret="event1_db_password_ba9876543210",
+    settings={"GUNICORN_WORKERS": "3"},
+)
+
+
+def web_service(spec: SiteSpec) -> dict:
+    return yaml.safe_load(render_event.stack_file(spec))["services"]["web"]
+
+
+def test_stack_pins_the_image_by_digest_and_publishes_the_events_port():
+    document = yaml.safe_load(render_event.stack_file(SPEC))
+    web = document["services"]["web"]
+    assert list(document["services"]) == ["web"]
+    assert web["image"] == DIGEST_REF
+    assert web["ports"] == [
+        {"target": 8000, "published": 21001, "protocol": "tcp", "mode": "ingress"}
+    ]
+    assert web["deploy"]["replicas"] == 2
+
+
+def test_stack_rolls_out_start_first_and_rolls_back_on_failure():
+    deploy = web_service(SPEC)["deploy"]
+    update = deploy["update_config"]
+    assert update["order"] == "start-first"
+    assert update["failure_action"] == "rollback"
+    assert update["monitor"] == "30s"
+    assert deploy["rollback_config"]["order"] == "start-first"
+    restart = deploy["restart_policy"]
+    assert restart["delay"] == "5s" and restart["max_attempts"] == 5
+    assert deploy["resources"]["limits"]["memory"] == "256M"
+
+
+def test_host_publish_mode_stops_the_old_task_first_and_needs_no_virtual_ip():
+    web = web_service(replace(SPEC, publish_mode="host"))
+    assert web["ports"][0]["mode"] == "host"
+    assert web["deploy"]["update_config"]["order"] == "stop-first"
+    assert web["deploy"]["rollback_config"]["order"] == "stop-first"
+    assert web["deploy"]["endpoint_mode"] == "dnsrr"
+    assert web_service(SPEC)["deploy"]["endpoint_mode"] == "vip"
+
+
+def test_stack_health_check_probes_the_site_and_logs_rotate():
+    web = web_service(SPEC)
+    assert web["healthcheck"]["test"] == ["CMD", "python", "/app/healthcheck.py"]
+    assert web["healthcheck"]["start_period"] == "20s"
+    assert web["logging"] == {
+        "driver": "json-file",
+        "options": {"max-size": "10m", "max-file": "3"},
+    }
+
+
+def test_stack_secrets_are_versioned_external_files():
+    document = yaml.safe_load(render_event.stack_file(SPEC))
+    assert document["secrets"] == {
+        "secret_key": {"external": True, "name": "event1_secret_key_0123456789ab"},
+        "db_password": {"external": True, "name": "event1_db_password_ba9876543210"},
+    }
+    web = document["services"]["web"]
+    assert web["secrets"] == [
+        {"source": "secret_key", "target": "secret_key"},
+        {"source": "db_password", "target": "db_password"},
+    ]
+    environment = web["environment"]
+    assert environment["SECRET_KEY_FILE"] == "/run/secrets/secret_key"
+    assert environment["DB_PASSWORD_FILE"] == "/run/secrets/db_password"
+    assert "SECRET_KEY" not in environment and "DB_PASSWORD" not in environment
+
+
+def test_site_environment_with_tls():
+    assert render_event.site_environment(SPEC) == {
+        "GUNICORN_WORKERS": "3",
+        "URL_PREFIX": "/event1",
+        "ALLOWED_HOSTS": "ieee.example.org",
+        "DB_HOST": "172.20.0.1",
+        "DB_PORT": "5432",
+        "DB_NAME": "ev_event1",
+        "DB_USER": "ev_event1",
+        "SECRET_KEY_FILE": "/run/secrets/secret_key",
+        "DB_PASSWORD_FILE": "/run/secrets/db_password",
+        "PUBLIC_DOMAIN": "ieee.example.org",
+        "SECURE_SSL": "1",
+    }
+
+
+def test_site_environment_without_tls_has_no_secure_settings():
+    environment = render_event.site_environment(replace(SPEC, tls=False, public_host="203.0.113.9"))
+    assert environment["ALLOWED_HOSTS"] == "203.0.113.9"
+    assert "PUBLIC_DOMAIN" not in environment and "SECURE_SSL" not in environment
+
+
+def test_env_file_is_one_sorted_line_per_variable_and_refuses_line_breaks():
+    assert render_event.env_file({"B": "two words", "A": "x=y"}) == "A=x=y\nB=two words\n"
+    with pytest.raises(ValueError, match="MOTD"):
+        render_event.env_file({"MOTD": "line\nbreak"})
+
+
+def test_nginx_location_text():
+    text = render_event.nginx_location(
+        "event1", "/event1", 21001, "/srv/django-swarm/event1/static/"
+    )
+    assert "location /event1/static/ {\n    alias /srv/django-swarm/event1/static/;" in text
+    # proxy_pass with a URI ("/"): Nginx replaces the location prefix, the site sees "/...".
+    assert "location /event1/ {\n    proxy_pass http://127.0.0.1:21001/;" in text
+    assert "location = /event1 {" in text and "return 301 /event1/;" in text
+    # Any proxy_set_header or add_header here would silently drop the server block's ones.
+    assert "proxy_set_header" not in text and "add_header" not in text
+
+
+def test_nginx_location_refuses_an_alias_without_trailing_slash():
+    with pytest.raises(ValueError, match="must end with '/'"):
+        render_event.nginx_location("event1", "/event1", 21001, "/srv/django-swarm/event1/static")
+
+
+# --- The locations in a real Nginx, included by the real site (render_host.nginx_site) ---
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """Answers with the path and headers it received, like a site that shows what Nginx sent."""
+
+    def do_GET(self):
+        body = json.dumps(
+            {"site": self.server.server_port, "path": self.path, "headers": dict(self.headers)}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def echo_sites() -> Iterator[dict[str, int]]:
+    servers = {name: ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler) for name in ("e1", "e2")}
+    for server in servers.values():
+        Thread(target=server.serve_forever, daemon=True).start()
+    yield {name: server.server_port for name, server in servers.items()}
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path, echo_sites: dict[str, int]) -> Iterator[tuple[int, Path]]:
+    """Nginx on a loopback port serving event1 (/event1) and event2 (/2025/event2)."""
+    locations = tmp_path / "locations"
+    locations.mkdir()
+    static_root = tmp_path / "srv"
+    for event, path, site in (("event1", "/event1", "e1"), ("event2", "/2025/event2", "e2")):
+        static_dir = static_root / event / "static"
+        static_dir.mkdir(parents=True)
+        (static_dir / "site.css").write_text(f"body {{}} /* {event} */\n")
+        (static_root / event / "secret.txt").write_text(f"{event} private file\n")
+        (locations / f"{event}.conf").write_text(
+            render_event.nginx_location(event, path, echo_sites[site], f"{static_dir}/")
+        )
+    port = free_port()
+    site = render_host.nginx_site(None, tls=False)
+    listen = "listen 80 default_server;"
+    assert listen in site and layout.NGINX_LOCATIONS_DIR in site
+    site = site.replace(listen, f"listen 127.0.0.1:{port} default_server;").replace(
+        layout.NGINX_LOCATIONS_DIR, str(locations)
+    )
+    temp = {name: tmp_path / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"""
+# pytest's temporary directories are private to root.
+user root root;
+worker_processes 1;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log;
+events {{}}
+http {{
+    include /etc/nginx/mime.types;
+    access_log off;
+    {"".join(f"{name}_temp_path {path};" for name, path in temp.items())}
+{site}
+}}
+"""
+    )
+    subprocess.run(["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(conf)], check=True)
+    process = subprocess.Popen(
+        ["nginx", "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"nginx did not start: {process.communicate()[1].decode()}")
+            time.sleep(0.05)
+    yield port, tmp_path
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def get(port: int, path: str, host: str = "ieee.example.org") -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", path, headers={"Host": host, "X-Forwarded-For": "6.6.6.6"})
+    response = connection.getresponse()
+    result = response.status, dict(response.getheaders()), response.read()
+    connection.close()
+    return result
+
+
+def test_nginx_strips_the_prefix_and_forwards_the_headers(nginx, echo_sites):
+    port, _ = nginx
+    status, _, body = get(port, "/event1/admin/login/?next=/event1/admin/")
+    seen = json.loads(body)
+    assert status == 200
+    assert seen["site"] == echo_sites["e1"]
+    assert seen["path"] == "/admin/login/?next=/event1/admin/"
+    assert seen["headers"]["Host"] == "ieee.example.org"
+    assert seen["headers"]["X-Forwarded-Proto"] == "http"
+    assert seen["headers"]["X-Forwarded-Host"] == "ieee.example.org"
+    # The edge overwrites what the client claims.
+    assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
+
+
+def test_nginx_routes_each_prefix_to_its_own_site(nginx, echo_sites):
+    port, _ = nginx
+    status, _, body = get(port, "/2025/event2/")
+    assert status == 200
+    assert json.loads(body) | {"headers": None} == {
+        "site": echo_sites["e2"],
+        "path": "/",
+        "headers": None,
+    }
+
+
+def test_nginx_serves_static_files_from_the_events_directory(nginx):
+    port, _ = nginx
+    status, headers, body = get(port, "/event1/static/site.css")
+    assert (status, body) == (200, b"body {} /* event1 */\n")
+    assert headers["Content-Type"] == "text/css"
+    assert "max-age=2592000" in headers["Cache-Control"]
+    assert get(port, "/2025/event2/static/site.css")[2] == b"body {} /* event2 */\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "site_path"),
+    [
+        ("/event1/static../secret.txt", "/static../secret.txt"),
+        ("/event1/static/../secret.txt", "/secret.txt"),
+        ("/event1/static/%2e%2e/secret.txt", "/secret.txt"),
+    ],
+)
+def test_nginx_alias_does_not_escape_the_static_directory(nginx, echo_sites, path, site_path):
+    """What is not under <path>/static/ goes to the site, never to a file next to the alias."""
+    port, _ = nginx
+    status, _, body = get(port, path)
+    assert b"private file" not in body
+    assert status == 200
+    assert json.loads(body)["site"] == echo_sites["e1"]
+    assert json.loads(body)["path"] == site_path
+
+
+def test_nginx_redirects_the_bare_prefix_relatively(nginx):
+    port, _ = nginx
+    status, headers, _ = get(port, "/event1")
+    assert status == 301
+    assert headers["Location"] == "/event1/"
