@@ -102,6 +102,12 @@ def test_only_the_preview_comments_on_the_pull_request():
     assert comments == {"preview": True, "up": None, "destroy": None}
 
 
+def test_destroy_keeps_what_the_program_protects():
+    # The PostgreSQL data volume is protected; a plain destroy fails on it.
+    assert pulumi_step(JOBS["destroy"])["with"]["exclude-protected"] is True
+    assert "exclude-protected" not in pulumi_step(JOBS["up"])["with"]
+
+
 def test_permissions():
     assert PULUMI["permissions"] == {}
     assert JOBS["preview"]["permissions"] == {"contents": "read", "pull-requests": "write"}
