@@ -1,0 +1,107 @@
+"""Shared fixtures of the infra unit tests: stack configs as a user sets them.
+
+``prod_config`` is Pulumi.prod.yaml itself (plus the secrets a user sets with ``--secret``), so
+the tests check the configuration the README tells people to start from.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The harness lives in tests/; the program's modules are top-level imports from infra/.
+for path in (REPO_ROOT / "tests", REPO_ROOT / "infra"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from harness import PROJECT, FakeCloud, ProgramRun, run_program  # noqa: E402
+
+# Distinctive secret values: any of them found outside a secret input or output is a leak.
+REGISTRY_PASSWORD = "ghp_REGISTRY-PASSWORD-must-not-leak"
+EXISTING_PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nEXISTING-HOST-KEY-must-not-leak\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
+
+
+VPC_RANGE = "10.114.0.0/20"
+
+
+class DigitalOceanCloud(FakeCloud):
+    """FakeCloud plus the DigitalOcean outputs under the names the SDK reads them by
+    (``dropletUrn``, not ``urn``) and the address range DigitalOcean gives a new VPC."""
+
+    def computed_outputs(self, args):
+        outputs = super().computed_outputs(args)
+        kind = args.typ.rsplit(":", 1)[-1]
+        if kind in ("Droplet", "Volume", "ReservedIp"):
+            outputs[kind[0].lower() + kind[1:] + "Urn"] = f"do:{kind.lower()}:{args.name}"
+        if kind == "Vpc":
+            outputs["ipRange"] = VPC_RANGE
+        return outputs
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """Stack config values (plain keys, as after ``pulumi config set``) and the secret keys."""
+
+    values: dict[str, Any]
+    secret_keys: frozenset[str] = field(default_factory=frozenset)
+
+    def with_(self, **changes: Any) -> UserConfig:
+        return UserConfig({**self.values, **changes}, self.secret_keys)
+
+    def with_secret(self, key: str, value: str) -> UserConfig:
+        return UserConfig({**self.values, key: value}, self.secret_keys | {key})
+
+    def without(self, *keys: str) -> UserConfig:
+        values = {k: v for k, v in self.values.items() if k not in keys}
+        return UserConfig(values, self.secret_keys - set(keys))
+
+    def run(self, preview: bool = False) -> ProgramRun:
+        return run_program(
+            self.values, self.secret_keys, mocks=DigitalOceanCloud(preview), preview=preview
+        )
+
+    @property
+    def secret_values(self) -> list[str]:
+        return [self.values[k] for k in self.secret_keys]
+
+
+def prod_stack_values() -> dict[str, Any]:
+    """The keys of Pulumi.prod.yaml without the project prefix."""
+    config = yaml.safe_load((REPO_ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    prefix = f"{PROJECT}:"
+    return {key.removeprefix(prefix): value for key, value in config.items()}
+
+
+@pytest.fixture
+def prod_config() -> UserConfig:
+    """Pulumi.prod.yaml plus ``pulumi config set --secret registryPassword``."""
+    return UserConfig(prod_stack_values()).with_secret("registryPassword", REGISTRY_PASSWORD)
+
+
+@pytest.fixture
+def existing_config() -> UserConfig:
+    """Target ``existing``: a Debian server reachable over SSH, no TLS, two events."""
+    values = {
+        "target": "existing",
+        "host": "198.51.100.7",
+        "sshPort": 2222,
+        "registry": {"server": "ghcr.io", "repository": "ieee-branch/hits", "username": "bot"},
+        "events": [
+            {"name": "event1", "path": "/event1"},
+            {"name": "event2", "path": "/event2", "replicas": 2},
+        ],
+    }
+    return (
+        UserConfig(values)
+        .with_secret("registryPassword", REGISTRY_PASSWORD)
+        .with_secret("sshPrivateKey", EXISTING_PRIVATE_KEY)
+    )

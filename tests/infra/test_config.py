@@ -1,0 +1,275 @@
+"""The stack config model: defaults, derived values, and every validation rule's message."""
+
+from __future__ import annotations
+
+import re
+
+import config as stack_config
+import pytest
+from config import ConfigError
+from conftest import UserConfig
+
+
+def problems(user: UserConfig) -> list[str]:
+    """The problem lines of the ConfigError the program raises for ``user``'s config."""
+    with pytest.raises(ConfigError) as raised:
+        user.run()
+    header, *lines = str(raised.value).splitlines()
+    assert header == f"The stack config has {len(lines)} problem(s):"
+    return lines
+
+
+def loaded(user: UserConfig) -> stack_config.StackConfig:
+    """The StackConfig the program builds, captured from load_config during a real run."""
+    captured = []
+    original = stack_config.load_config
+
+    def capture(*args, **kwargs):
+        captured.append(original(*args, **kwargs))
+        return captured[-1]
+
+    stack_config.load_config = capture
+    try:
+        user.run()
+    finally:
+        stack_config.load_config = original
+    return captured[0]
+
+
+def test_prod_config_is_valid_and_typed(prod_config):
+    cfg = loaded(prod_config)
+    assert cfg.target == "digitalocean"
+    assert cfg.droplet_image == "debian-13-x64"
+    assert cfg.tls_enabled
+    assert cfg.swarm_gateway == "172.20.0.1"
+    assert cfg.registry.image_name == "ghcr.io/ieee-branch/hits"
+    assert [(e.name, e.path, e.replicas) for e in cfg.events] == [
+        ("spring-hackathon", "/spring", 2),
+        ("autumn-hackathon", "/autumn", 1),
+    ]
+    assert dict(cfg.events[0].settings) == {"GUNICORN_WORKERS": "3"}
+
+
+def test_defaults_for_a_minimal_config(prod_config):
+    minimal = prod_config.without(
+        "target",
+        "region",
+        "dropletSize",
+        "dropletImage",
+        "postgresVolumeGb",
+        "reservedIp",
+        "manageDns",
+        "sshAllowedCidrs",
+        "domain",
+        "tlsEmail",
+        "baseImage",
+        "swarmSubnet",
+        "publishMode",
+    ).with_(
+        registry={"repository": "ieee-branch/hits", "username": "bot"},
+        events=[{"name": "event1", "path": "/event1"}],
+    )
+    cfg = loaded(minimal)
+    assert (cfg.target, cfg.region, cfg.droplet_size, cfg.droplet_image) == (
+        "digitalocean",
+        "fra1",
+        "s-1vcpu-1gb",
+        "debian-13-x64",
+    )
+    assert cfg.postgres_volume_gb == 10
+    assert not cfg.reserved_ip and not cfg.manage_dns
+    assert cfg.ssh_allowed_cidrs == ("0.0.0.0/0", "::/0")
+    assert cfg.ssh_public_key is None and cfg.ssh_private_key is None
+    assert cfg.registry.server == "ghcr.io"
+    assert cfg.base_image == "python:3.13-slim"
+    assert (cfg.swarm_subnet, cfg.swarm_gateway) == ("172.20.0.0/16", "172.20.0.1")
+    assert cfg.publish_mode == "ingress"
+    assert not cfg.tls_enabled and cfg.domain is None
+    event = cfg.events[0]
+    assert event.replicas == 1 and not event.drop_database_on_delete and dict(event.settings) == {}
+
+
+def test_existing_target_defaults(existing_config):
+    cfg = loaded(existing_config.without("sshPort"))
+    assert (cfg.target, cfg.host, cfg.ssh_port, cfg.ssh_user) == (
+        "existing",
+        "198.51.100.7",
+        22,
+        "root",
+    )
+    assert cfg.advertise_address is None
+
+
+def test_default_ports_are_stable_distinct_and_in_range(prod_config):
+    cfg = loaded(prod_config)
+    ports = [e.port for e in cfg.events]
+    assert len(set(ports)) == len(ports)
+    assert all(20000 <= p < 30000 for p in ports)
+    assert ports == [e.port for e in loaded(prod_config).events]
+    assert ports[0] == stack_config.default_port("spring-hackathon")
+
+
+def test_swarm_gateway_follows_the_subnet(prod_config):
+    cfg = loaded(prod_config.with_(swarmSubnet="10.99.0.0/24"))
+    assert cfg.swarm_gateway == "10.99.0.1"
+
+
+EVENTS = [{"name": "event1", "path": "/event1"}, {"name": "event2", "path": "/event2"}]
+
+# (what the user set, the key the message names, words of the fix it gives)
+RULES = [
+    ({"target": "aws"}, "target", "one of digitalocean, existing"),
+    ({"events": [{"name": "Event_1", "path": "/e"}]}, "events[0].name", "lower-case slug"),
+    ({"events": [{"name": "-event", "path": "/e"}]}, "events[0].name", "lower-case slug"),
+    ({"events": [{"name": "e" * 33, "path": "/e"}]}, "events[0].name", "at most 32"),
+    (
+        {"events": [{"name": "a", "path": "/a"}, {"name": "a", "path": "/b"}]},
+        "events[a].name",
+        "make each unique",
+    ),
+    ({"events": [{"name": "a", "path": "a"}]}, "events[0].path", "leading '/'"),
+    ({"events": [{"name": "a", "path": "/a/"}]}, "events[0].path", "no trailing '/'"),
+    (
+        {"events": [{"name": "a", "path": "/x"}, {"name": "b", "path": "/x"}]},
+        "events[b].path",
+        "make each unique",
+    ),
+    (
+        {"events": [{"name": "a", "path": "/a"}, {"name": "b", "path": "/a/b"}]},
+        "events[b].path",
+        "nested under /a",
+    ),
+    ({"events": [{"name": "a", "path": "/a", "replicas": 0}]}, "events[0].replicas", "at least 1"),
+    ({"events": [{"name": "a", "path": "/a", "port": 5432}]}, "events[0].port", "free port"),
+    (
+        {
+            "events": [
+                {"name": "a", "path": "/a", "port": 21000},
+                {"name": "b", "path": "/b", "port": 21000},
+            ]
+        },
+        "events[b].port",
+        "explicit port",
+    ),
+    ({"events": [{"name": "a", "path": "/a", "colour": "red"}]}, "events[0].colour", "remove it"),
+    (
+        {"events": [{"name": "a", "path": "/a", "settings": {"SECRET_KEY": "x"}}]},
+        "events[0].settings.SECRET_KEY",
+        "does not set itself",
+    ),
+    ({"events": []}, "events", "at least one event"),
+    ({"sshAllowedCidrs": ["10.0.0.0/33"]}, "sshAllowedCidrs[0]", "CIDR"),
+    ({"sshAllowedCidrs": ["office"]}, "sshAllowedCidrs[0]", "CIDR"),
+    ({"swarmSubnet": "172.20.0.0/28"}, "swarmSubnet", "/24 or larger"),
+    ({"swarmSubnet": "8.8.0.0/16"}, "swarmSubnet", "private IPv4"),
+    ({"tlsEmail": "webmaster"}, "tlsEmail", "e-mail address"),
+    ({"domain": "https://ieee.example.org/"}, "domain", "host name"),
+    (
+        {"registry": {"server": "ghcr.io", "repository": "IEEE-Branch/Hits", "username": "x"}},
+        "registry.repository",
+        "lower-case",
+    ),
+    (
+        {"registry": {"server": "GHCR.io", "repository": "a/b", "username": "x"}},
+        "registry.server",
+        "lower-case",
+    ),
+    ({"registry": {"server": "ghcr.io", "username": "x"}}, "registry.repository", "missing"),
+    ({"postgresVolumeGb": "-1"}, "postgresVolumeGb", "whole number"),
+    ({"reservedIp": "yes"}, "reservedIp", "true or false"),
+    ({"publishMode": "bridge"}, "publishMode", "ingress, host"),
+    ({"host": "198.51.100.7"}, "host", "not used with target 'digitalocean'"),
+    ({"dropletsize": "s-2vcpu-4gb"}, "dropletsize", "unknown key"),
+    (
+        {"sshPublicKey": "ssh-ed25519 AAAAC3Nz me@laptop"},
+        "sshPrivateKey",
+        "also set its private key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "key", "fix"), RULES, ids=[r[1] + ":" + r[2] for r in RULES])
+def test_each_rule_names_key_value_and_fix(prod_config, changes, key, fix):
+    lines = problems(prod_config.with_(**changes))
+    matching = [line for line in lines if line.startswith(f"{key}: ")]
+    assert matching, lines
+    assert any(fix in line for line in matching), matching
+    bad = next(iter(changes.values()))
+    if isinstance(bad, str) and "invalid" in matching[0]:
+        assert repr(bad) in matching[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"region": "nyc3"}, "region"),
+        ({"postgresVolumeGb": 20}, "postgresVolumeGb"),
+        ({"sshAllowedCidrs": ["192.0.2.0/24"]}, "sshAllowedCidrs"),
+    ],
+)
+def test_existing_target_refuses_digitalocean_keys(existing_config, changes, key):
+    assert problems(existing_config.with_(**changes)) == [
+        f"{key}: not used with target 'existing': remove it (pulumi config rm {key})"
+    ]
+
+
+def test_existing_target_requires_host_and_key(existing_config):
+    lines = problems(existing_config.without("host", "sshPrivateKey"))
+    assert any(line.startswith("host: missing: pulumi config set host") for line in lines)
+    assert any(
+        line.startswith("sshPrivateKey: missing: pulumi config set --secret sshPrivateKey")
+        for line in lines
+    )
+
+
+def test_secrets_must_be_set_as_secrets(existing_config):
+    plain = UserConfig(existing_config.values, frozenset({"sshPrivateKey"}))
+    assert problems(plain) == [
+        "registryPassword: stored in plain text: set it again with"
+        " pulumi config set --secret registryPassword"
+    ]
+
+
+def test_registry_password_is_required(prod_config):
+    assert any(
+        line.startswith("registryPassword: missing: pulumi config set --secret registryPassword")
+        for line in problems(prod_config.without("registryPassword"))
+    )
+
+
+def test_tls_email_without_domain(prod_config):
+    assert "tlsEmail: set without domain: TLS needs the public host name: set domain" in problems(
+        prod_config.without("domain")
+    )
+
+
+def test_manage_dns_needs_a_domain(prod_config):
+    lines = problems(prod_config.without("domain", "tlsEmail").with_(manageDns=True))
+    assert lines == ["manageDns: true without domain: set domain, or set manageDns false"]
+
+
+def test_all_problems_are_reported_at_once(prod_config):
+    lines = problems(
+        prod_config.with_(
+            target="gcp",
+            swarmSubnet="nonsense",
+            tlsEmail="nobody",
+            events=[{"name": "A", "path": "/x/"}, {"name": "b", "path": "/b", "replicas": -2}],
+        )
+    )
+    keys = [re.match(r"[^:]+", line).group(0) for line in lines]
+    assert keys == [
+        "target",
+        "tlsEmail",
+        "swarmSubnet",
+        "events[0].name",
+        "events[0].path",
+        "events[1].replicas",
+    ]
+
+
+def test_problem_lines_do_not_show_secret_values(prod_config):
+    message = "\n".join(
+        problems(prod_config.with_secret("sshPrivateKey", "PRIVATE-KEY-VALUE").with_(target="x"))
+    )
+    assert "PRIVATE-KEY-VALUE" not in message
