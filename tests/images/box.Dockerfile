@@ -1,0 +1,19 @@
+# The rehearsal's "droplet in a box": Debian 13 with systemd as PID 1 and sshd, like the default
+# droplet image, plus Debian's registry server (test-only: the registry the program pushes to
+# and the box pulls from). Docker, PostgreSQL and Nginx are NOT here: the program installs them.
+ARG BASE=django-swarm/debian:trixie
+FROM ${BASE}
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       systemd systemd-sysv dbus openssh-server docker-registry \
+       ca-certificates curl gnupg iproute2 procps \
+    && rm -rf /var/lib/apt/lists/* \
+    # A container cannot load kernel modules; the unit would only mark the boot degraded.
+    && systemctl mask systemd-modules-load.service \
+    && printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' \
+       'KbdInteractiveAuthentication no' >/etc/ssh/sshd_config.d/rehearsal.conf
+STOPSIGNAL SIGRTMIN+3
+# The debootstrap'd root directory has mode 700 (it was a mktemp -d), and a layer cannot carry
+# a new mode for "/": without 755 no service user (dbus, postgres, www-data) can even chdir.
+CMD ["/bin/sh", "-c", "chmod 755 / && exec /sbin/init"]

@@ -1,0 +1,255 @@
+"""The "droplet in a box": a Debian 13 systemd container that stands in for the server.
+
+The program reaches it only over SSH on a port published on 127.0.0.1, with a key generated for
+this run. The box also runs a registry (username + password) published on the same loopback port
+number it listens on inside, so ``127.0.0.1:<port>/<repo>`` names one image on both sides: the
+program pushes from this machine, the box's Docker pulls with ``--with-registry-auth``.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from tests.harness import REPO_ROOT
+
+IMAGES_DIR = REPO_ROOT / "tests" / "images"
+BOX_IMAGE = "rehearsal/box:trixie"
+PREFIX = "rehearsal"
+
+# What a systemd box needs without --privileged (which fails here: one capability is missing
+# from the bounding set). Everything usual except SYS_RESOURCE, PERFMON, BPF, CHECKPOINT_RESTORE.
+CAPABILITIES = [
+    *("SYS_ADMIN", "NET_ADMIN", "NET_RAW", "SYS_PTRACE", "SYS_MODULE", "SYS_NICE", "SYS_TIME"),
+    *("IPC_LOCK", "MKNOD", "AUDIT_CONTROL", "AUDIT_READ", "DAC_READ_SEARCH", "LINUX_IMMUTABLE"),
+    *("SYSLOG", "NET_BROADCAST", "SYS_RAWIO", "SYS_BOOT", "LEASE", "WAKE_ALARM", "BLOCK_SUSPEND"),
+    *("MAC_ADMIN", "MAC_OVERRIDE", "SYS_PACCT", "SYS_TTY_CONFIG", "IPC_OWNER"),
+]
+
+
+def docker(*args: str, input_: str | None = None, check: bool = True) -> str:
+    """Run the machine's docker CLI; a failure raises with its output."""
+    done = subprocess.run(["docker", *args], input=input_, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"docker {args[0]} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def build_images() -> None:
+    """The base images (tests/images/build_base_images.sh, kept if present) and the box image."""
+    subprocess.run(["bash", str(IMAGES_DIR / "build_base_images.sh")], check=True)
+    dockerfile = str(IMAGES_DIR / "box.Dockerfile")
+    docker("build", "-q", "-t", BOX_IMAGE, "-f", dockerfile, str(IMAGES_DIR))
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
+    """pulumi-command does not verify host keys; the box's key is new every run anyway."""
+
+    def missing_host_key(self, client, hostname, key):
+        return None
+
+
+def load_private_key(text: str) -> paramiko.PKey:
+    """A paramiko key from OpenSSH/PEM text, whatever its algorithm."""
+    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return key_class.from_private_key(io.StringIO(text))
+        except paramiko.SSHException:
+            continue
+    raise ValueError("unsupported private key (expected ED25519, ECDSA or RSA)")
+
+
+@dataclass
+class CommandResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def ssh_run(
+    host: str,
+    port: int,
+    user: str,
+    private_key: str,
+    command: str,
+    stdin: str | None = None,
+    timeout: float = 900,
+) -> CommandResult:
+    """Run ``command`` through the user's login shell, as pulumi-command's remote.Command does."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(AcceptAnyHostKey())
+    client.connect(
+        host,
+        port=port,
+        username=user,
+        pkey=load_private_key(private_key),
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=30,
+    )
+    try:
+        channel = client.get_transport().open_session()
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        if stdin:
+            channel.sendall(stdin.encode())
+        channel.shutdown_write()
+        out, err = io.BytesIO(), io.BytesIO()
+        while True:
+            if channel.recv_ready():
+                out.write(channel.recv(65536))
+            elif channel.recv_stderr_ready():
+                err.write(channel.recv_stderr(65536))
+            elif channel.exit_status_ready():
+                break
+            else:
+                time.sleep(0.05)
+        while channel.recv_ready():
+            out.write(channel.recv(65536))
+        while channel.recv_stderr_ready():
+            err.write(channel.recv_stderr(65536))
+        return CommandResult(
+            channel.recv_exit_status(),
+            out.getvalue().decode(errors="replace"),
+            err.getvalue().decode(errors="replace"),
+        )
+    finally:
+        client.close()
+
+
+class Box:
+    """One running box. ``start()`` boots it; ``remove()`` deletes it and its Docker volume."""
+
+    def __init__(self, workdir: Path, registry_user: str, registry_password: str):
+        self.name = f"{PREFIX}-box-{uuid.uuid4().hex[:8]}"
+        self.volume = f"{self.name}-docker"
+        self.workdir = workdir
+        self.registry_user = registry_user
+        self.registry_password = registry_password
+        self.registry_port = free_loopback_port()
+        key = ed25519.Ed25519PrivateKey.generate()
+        self.private_key = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode()
+        self.public_key = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            .decode()
+        )
+        key_file = workdir / "id_ed25519"
+        key_file.write_text(self.private_key)
+        key_file.chmod(0o600)
+        # Fixed host ports (not ephemeral ones) so that they survive `docker restart` and the
+        # stack config's sshPort stays right.
+        self.ssh_port = free_loopback_port()
+        self.http_port = free_loopback_port()
+
+    @property
+    def registry_server(self) -> str:
+        return f"127.0.0.1:{self.registry_port}"
+
+    def start(self) -> None:
+        caps = [arg for cap in CAPABILITIES for arg in ("--cap-add", cap)]
+        docker(
+            "run", "-d", "--name", self.name, "--hostname", "rehearsal-box",
+            *caps,
+            "--security-opt", "seccomp=unconfined",
+            "--security-opt", "apparmor=unconfined",
+            "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs", "/run", "--tmpfs", "/run/lock",
+            # The box's own dockerd needs a real filesystem (overlay2 works on a volume,
+            # not on the outer engine's vfs layers).
+            "-v", f"{self.volume}:/var/lib/docker",
+            "-p", f"127.0.0.1:{self.ssh_port}:22", "-p", f"127.0.0.1:{self.http_port}:80",
+            "-p", f"127.0.0.1:{self.registry_port}:{self.registry_port}",
+            BOX_IMAGE,
+        )  # fmt: skip
+        self._configure()
+        self.wait_ready()
+
+    def _configure(self) -> None:
+        """What the cloud provider does for a droplet (the root key) plus the test registry."""
+        self.wait_for("systemctl is-system-running --wait", timeout=120, accept_degraded=True)
+        self.exec(
+            "install -d -m 700 /root/.ssh && cat >/root/.ssh/authorized_keys "
+            "&& chmod 600 /root/.ssh/authorized_keys",
+            input_=self.public_key + "\n",
+        )
+        htpasswd = bcrypt.hashpw(self.registry_password.encode(), bcrypt.gensalt()).decode()
+        self.exec(
+            "cat >/etc/docker/registry/htpasswd && chmod 640 /etc/docker/registry/htpasswd "
+            "&& chgrp docker-registry /etc/docker/registry/htpasswd",
+            input_=f"{self.registry_user}:{htpasswd}\n",
+        )
+        self.exec(
+            f"sed -i 's/^  addr: .*/  addr: :{self.registry_port}/' /etc/docker/registry/config.yml"
+            " && systemctl restart docker-registry"
+        )
+
+    def exec(self, command: str, input_: str | None = None) -> str:
+        """A root shell command through ``docker exec`` (box set-up and inspection only)."""
+        return docker("exec", "-i", self.name, "bash", "-c", command, input_=input_)
+
+    def wait_for(self, command: str, timeout: float, accept_degraded: bool = False) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(
+                ["docker", "exec", self.name, "bash", "-c", command], capture_output=True, text=True
+            )
+            if done.returncode == 0 or (accept_degraded and "degraded" in done.stdout):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"box: {command!r} did not succeed: {done.stdout}{done.stderr}")
+            time.sleep(1)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until sshd answers with our key and the registry answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.ssh("systemctl is-active ssh docker-registry").status == 0:
+                    return
+            except (OSError, paramiko.SSHException):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"box {self.name}: sshd or the registry did not come up")
+            time.sleep(1)
+
+    def ssh(self, command: str, stdin: str | None = None, timeout: float = 600) -> CommandResult:
+        return ssh_run(
+            "127.0.0.1", self.ssh_port, "root", self.private_key, command, stdin, timeout
+        )
+
+    def check(self, command: str) -> str:
+        """Stdout of ``command`` over SSH; a non-zero exit raises with its output."""
+        result = self.ssh(command)
+        if result.status != 0:
+            raise AssertionError(f"box: {command!r} exited {result.status}: {result.stderr}")
+        return result.stdout
+
+    def reboot(self) -> None:
+        """``docker restart``: every process stops, /run is emptied, disks stay."""
+        docker("restart", "-t", "30", self.name)
+        self.wait_ready(timeout=180)
+
+    def remove(self) -> None:
+        docker("rm", "-f", "-v", self.name, check=False)
+        docker("volume", "rm", "-f", self.volume, check=False)

@@ -1,0 +1,54 @@
+"""Fixtures of the rehearsal: the box images, one box per test module, and the figures summary."""
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# The rehearsal's modules import `tests.harness` and `tests.rehearsal.*` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.rehearsal import figures
+from tests.rehearsal.box import Box, build_images
+
+REGISTRY_USER = "rehearsal"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.rehearsal)
+
+
+@pytest.fixture(scope="session")
+def box_images() -> None:
+    """A missing Docker engine is an error: the rehearsal is the product's end-to-end test."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.fail("no Docker engine answers on the default socket: run tests/setup_machine.sh")
+    build_images()
+
+
+@pytest.fixture(scope="session")
+def registry_password() -> str:
+    """Quotes, `$`, spaces, a backslash and a newline: every way a secret could break a script."""
+    return f'it\'s "{secrets.token_hex(6)}" $HOME `id` \\n\n{secrets.token_hex(6)} end'
+
+
+@pytest.fixture(scope="module")
+def box(box_images, registry_password, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("rehearsal-box")
+    workdir.chmod(0o700)
+    the_box = Box(workdir, REGISTRY_USER, registry_password)
+    try:
+        the_box.start()
+        yield the_box
+    finally:
+        the_box.remove()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if figures.FIGURES:
+        terminalreporter.section("rehearsal figures")
+        for line in figures.summary_lines():
+            terminalreporter.write_line(line)

@@ -1,0 +1,128 @@
+"""The replay engine itself, proven on a tiny program (toy_program/) against a real box.
+
+Ordered as a story on one box and one state file: create, no-change, update, replace, removal,
+failure, unknown type, forced re-run, destroy.
+"""
+
+import pytest
+import requests
+
+from tests import harness
+from tests.rehearsal.conftest import REGISTRY_USER
+from tests.rehearsal.replay import ReplayCloud, converge
+
+TOY_DIR = harness.REPO_ROOT / "tests" / "rehearsal" / "toy_program"
+SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
+
+
+@pytest.fixture(scope="module")
+def toy(box, tmp_path_factory):
+    """Converges of the toy program into the module's box, sharing one state file."""
+    workdir = tmp_path_factory.mktemp("rehearsal-toy")
+    state = workdir / "state.json"
+
+    def run(rerun_commands: bool = False, **extra):
+        config = {
+            "host": "127.0.0.1",
+            "sshPort": box.ssh_port,
+            "sshPrivateKey": box.private_key,
+            "registry": {
+                "server": box.registry_server,
+                "repository": "rehearsal-toy",
+                "username": REGISTRY_USER,
+            },
+            "registryPassword": box.registry_password,
+            **extra,
+        }
+        return converge(config, SECRET_KEYS, state, workdir, rerun_commands=rerun_commands)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(harness, "INFRA_DIR", TOY_DIR)
+        yield run
+
+
+def actions(result) -> list[tuple[str, str]]:
+    return [(e.key.rsplit("::", 1)[1], e.action) for e in result.cloud.executions]
+
+
+def test_first_converge_creates_everything_for_real(toy, box):
+    result = toy()
+    assert sorted(actions(result)) == [("toy-log", "create"), ("toy-secret-file", "create")]
+    password = result.program.named("toy-password").outputs["result"]
+    assert len(password) == 24 == result.program.exports["passwordLength"]
+    # The secret went over stdin, byte for byte.
+    assert box.check("cat /root/toy/secret") == password
+    assert box.check("cat /root/toy/program.py") == (TOY_DIR / "__main__.py").read_text()
+    assert result.program.exports["publicKey"].startswith("ssh-ed25519 ")
+    repository, digest = result.program.exports["digest"].split("@")
+    assert repository == f"{box.registry_server}/rehearsal-toy"
+    manifest = f"http://{box.registry_server}/v2/rehearsal-toy/manifests/latest"
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    assert requests.get(manifest, headers=accept, timeout=10).status_code == 401
+    pushed = requests.get(
+        manifest, headers=accept, auth=(REGISTRY_USER, box.registry_password), timeout=10
+    )
+    assert pushed.headers["Docker-Content-Digest"] == digest
+
+
+def test_no_change_runs_nothing(toy):
+    result = toy()
+    assert result.cloud.executions == []
+    assert result.cloud.builds == []
+    assert result.deleted == []
+
+
+def test_changed_inputs_update_and_changed_triggers_replace(toy, box):
+    result = toy(label="second", trigger="two", greeting="bonjour")
+    assert actions(result) == [
+        ("toy-secret-file", "update"),
+        ("toy-log", "delete"),
+        ("toy-log", "create"),
+    ]
+    assert result.cloud.executions[0].stdout == "updated\n"
+    assert box.check("cat /root/toy/label") == "second\n"
+    assert box.check("cat /root/toy-log").split() == ["create", "delete", "create"]
+    assert len(result.cloud.builds) == 1
+
+
+def test_a_resource_the_program_drops_is_deleted_after_the_run(toy, box):
+    added = toy(label="second", trigger="two", greeting="bonjour", withExtra=True)
+    assert actions(added) == [("toy-extra", "create")]
+    assert box.ssh("test -e /root/toy-extra").status == 0
+    dropped = toy(label="second", trigger="two", greeting="bonjour")
+    assert dropped.deleted == ["command:remote:Command::toy-extra"]
+    assert actions(dropped) == [("toy-extra", "delete")]
+    assert box.ssh("test -e /root/toy-extra").status == 1
+
+
+def test_a_failing_command_fails_the_converge_with_its_output(toy):
+    with pytest.raises(Exception, match=r"(?s)toy-failing \(create\) exited with status 3.*disk"):
+        toy(label="second", trigger="two", greeting="bonjour", withFailure=True)
+
+
+def test_an_unknown_resource_type_is_an_error_not_a_skip(toy):
+    with pytest.raises(Exception, match="does not know how to generate random:index/randomPet"):
+        toy(label="second", trigger="two", greeting="bonjour", withUnknownType=True)
+
+
+def test_rerun_commands_runs_every_create_again(toy, box):
+    result = toy(rerun_commands=True, label="second", trigger="two", greeting="bonjour")
+    assert sorted(actions(result)) == [("toy-log", "create"), ("toy-secret-file", "create")]
+    assert result.cloud.builds == []
+
+
+def test_destroy_runs_deletes_in_reverse_order(toy, box, tmp_path_factory):
+    cloud = ReplayCloud(toy_state(tmp_path_factory), tmp_path_factory.getbasetemp())
+    cloud.destroy()
+    assert actions_of(cloud) == [("toy-log", "delete"), ("toy-secret-file", "delete")]
+    assert box.ssh("test -e /root/toy").status == 1
+    assert box.check("tail -n 1 /root/toy-log") == "delete\n"
+    assert cloud.state.resources == {}
+
+
+def toy_state(tmp_path_factory):
+    return next(tmp_path_factory.getbasetemp().glob("rehearsal-toy*/state.json"))
+
+
+def actions_of(cloud) -> list[tuple[str, str]]:
+    return [(e.key.rsplit("::", 1)[1], e.action) for e in cloud.executions]
