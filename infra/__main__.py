@@ -15,7 +15,7 @@ server = Server("server", cfg)
 host = Host("host", cfg, server)
 
 # --- Event sites (part 2): the image, then one EventSite per event, after host.ready. ---
-image = SiteImage("site-image", SiteImageArgs(cfg, server.connection, host.ready))
+image = SiteImage("app", SiteImageArgs(cfg, server.connection, host.ready))
 sites = {
     event.name: EventSite(
         event.name,

@@ -58,7 +58,7 @@ class SiteImage(pulumi.ComponentResource):
         registry = args.stack.registry
         build_args = {"BASE_IMAGE": args.stack.base_image}
         image = docker.Image(
-            name,
+            f"{name}-image",
             # Relative to the project root (the program's working directory), so that the same
             # program on a laptop and in CI declares the same build.
             build=docker.DockerBuildArgs(

@@ -1,0 +1,253 @@
+"""The event sites as the program declares them (Pulumi mock runtime): graph, order, isolation,
+secrets, teardown. The rendered texts themselves are tested in test_render_event.py."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+import shlex
+
+import layout
+import pytest
+import yaml
+from conftest import UserConfig
+from harness import UNKNOWN, ProgramRun
+from remote_script import LIBRARY, script_text
+
+COMMAND = "command:remote:Command"
+IMAGE = "docker:index/image:Image"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+STEPS = ("database", "secrets", "migrate", "static", "stack", "nginx")
+PROD_EVENTS = ("spring-hackathon", "autumn-hackathon")
+
+
+@pytest.fixture(params=[False, True], ids=["up", "preview"])
+def preview(request) -> bool:
+    return request.param
+
+
+def params(command: str) -> dict[str, str]:
+    """The ``NAME='value'`` assignments that remote_script.render_script put before the body."""
+    found = {}
+    for line in shlex.split(command.split(script_text(LIBRARY), 1)[0], posix=True):
+        name, sep, value = line.partition("=")
+        if sep and name.isupper():
+            found[name] = value
+    return found
+
+
+def ancestors(run: ProgramRun, name: str) -> set[str]:
+    """Names of every resource ``name`` waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = [run.named(name)]
+    while todo:
+        for urn in todo.pop().dependencies:
+            dependency = run.by_urn(urn)
+            if dependency.name not in seen:
+                seen.add(dependency.name)
+                todo.append(dependency)
+    return seen
+
+
+def test_each_event_has_its_steps_and_passwords(prod_config: UserConfig, preview: bool):
+    run = prod_config.run(preview=preview)
+    names = {r.name for r in run.of_type(COMMAND)}
+    for event in PROD_EVENTS:
+        assert {f"{event}-{step}" for step in STEPS} <= names
+        component = run.named(event)
+        assert component.type == "django-swarm:index:EventSite"
+        for step in STEPS:
+            assert run.named(f"{event}-{step}").parent == component.urn
+    assert sorted(r.name for r in run.of_type(PASSWORD)) == sorted(
+        f"{e}-{kind}" for e in PROD_EVENTS for kind in ("db-password", "secret-key")
+    )
+    assert len(run.of_type(IMAGE)) == 1
+    assert "app-registry-login" in names
+
+
+def test_steps_run_in_dependency_order(prod_config: UserConfig, preview: bool):
+    run = prod_config.run(preview=preview)
+    for event in PROD_EVENTS:
+        chain = [
+            "host-nginx",
+            *(f"{event}-{step}" for step in ("database", "migrate", "stack", "nginx")),
+        ]
+        for earlier, later in itertools.pairwise(chain):
+            assert earlier in ancestors(run, later), f"{later} does not wait for {earlier}"
+        migrate = ancestors(run, f"{event}-migrate")
+        assert {"app-image", "app-registry-login", f"{event}-secrets"} <= migrate
+        assert {f"{event}-static", f"{event}-secrets"} <= ancestors(run, f"{event}-stack")
+        assert "app-image" in ancestors(run, f"{event}-static")
+        # Nothing of one event waits for another event.
+        other = next(e for e in PROD_EVENTS if e != event)
+        assert not any(n.startswith(other) for n in ancestors(run, f"{event}-nginx"))
+    assert "host-nginx" in ancestors(run, "app-registry-login")
+
+
+def test_release_steps_deploy_the_pushed_digest(prod_config: UserConfig):
+    run = prod_config.run()
+    digest = run.named("app-image").outputs["repoDigest"]
+    assert re.fullmatch(r"ghcr\.io/ieee-branch/hits@sha256:[0-9a-f]{64}", digest)
+    assert run.exports["imageDigest"] == digest
+    for event in PROD_EVENTS:
+        stack = params(run.named(f"{event}-stack").inputs["create"])
+        assert yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["image"] == digest
+        assert params(run.named(f"{event}-migrate").inputs["create"])["IMAGE"] == digest
+        assert params(run.named(f"{event}-static").inputs["create"])["IMAGE"] == digest
+
+
+def test_preview_computes_nothing_from_unknown_values(prod_config: UserConfig):
+    run = prod_config.run(preview=True)
+    assert run.exports["imageDigest"] == UNKNOWN
+    for event in PROD_EVENTS:
+        for step in ("secrets", "migrate", "static", "stack"):
+            assert run.named(f"{event}-{step}").inputs["create"] == UNKNOWN
+        # What does not depend on the image or the passwords is known, and shown in the preview.
+        assert "event_nginx" not in run.named(f"{event}-nginx").inputs["create"]
+        assert params(run.named(f"{event}-nginx").inputs["create"])["EVENT"] == event
+        assert params(run.named(f"{event}-database").inputs["create"])["DATABASE"].startswith("ev_")
+
+
+def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserConfig):
+    run = prod_config.run()
+    seen: dict[str, set[str]] = {}
+    for event in PROD_EVENTS:
+        stack = params(run.named(f"{event}-stack").inputs["create"])
+        document = yaml.safe_load(stack["STACK_TEXT"])
+        web = document["services"]["web"]
+        environment = web["environment"]
+        values = {
+            "port": str(web["ports"][0]["published"]),
+            "database": environment["DB_NAME"],
+            "role": environment["DB_USER"],
+            # The site derives its cookie paths and names from its prefix.
+            "prefix": environment["URL_PREFIX"],
+            "stack file": stack["STACK_FILE"],
+            "service": stack["SERVICE"],
+            "location file": params(run.named(f"{event}-nginx").inputs["create"])["LOCATION_FILE"],
+            "static dir": params(run.named(f"{event}-static").inputs["create"])["STATIC_DIR"],
+        }
+        values |= {f"secret {k}": v["name"] for k, v in document["secrets"].items()}
+        assert environment["DB_NAME"] == layout.database_name(event)
+        for kind, value in values.items():
+            assert value not in seen.setdefault(kind, set()), f"{kind} {value} shared"
+            seen[kind].add(value)
+    assert seen["prefix"] == {"/spring", "/autumn"}
+
+
+def secret_values(run: ProgramRun, config: UserConfig) -> list[str]:
+    generated = [r.outputs["result"] for r in run.of_type(PASSWORD)]
+    assert all(len(value) >= 20 for value in generated)
+    return [*generated, *config.secret_values]
+
+
+def test_no_secret_in_any_command_text_or_plain_output(prod_config: UserConfig):
+    run = prod_config.run()
+    secrets = secret_values(run, prod_config)
+    for resource in run.of_type(COMMAND):
+        for field in ("create", "delete", "update"):
+            text = resource.inputs.get(field) or ""
+            assert field not in resource.secret_paths, f"{resource.name}.{field} is secret"
+            for secret in secrets:
+                assert secret not in text, f"a secret is in {resource.name}.{field}"
+        if "stdin" in resource.inputs:
+            # Secrets travel on stdin, and what such a step prints is neither shown nor stored.
+            assert "stdin" in resource.secret_paths
+            assert resource.inputs["logging"] == "none"
+            assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs)
+    for name, value in run.exports.items():
+        if name not in run.secret_exports:
+            assert not any(secret in str(value) for secret in secrets), name
+
+
+def test_secret_steps_read_the_secrets_in_the_documented_order(prod_config: UserConfig):
+    run = prod_config.run()
+    for event in PROD_EVENTS:
+        key = run.named(f"{event}-secret-key").outputs["result"]
+        password = run.named(f"{event}-db-password").outputs["result"]
+        encoded = run.named(f"{event}-secrets").inputs["stdin"].splitlines()
+        assert [base64.b64decode(line).decode() for line in encoded] == [
+            key,
+            password,
+        ]
+        database_stdin = run.named(f"{event}-database").inputs["stdin"]
+        assert base64.b64decode(database_stdin).decode() == password
+    login = run.named("app-registry-login").inputs["stdin"]
+    assert base64.b64decode(login).decode() == prod_config.values["registryPassword"]
+
+
+def test_swarm_secret_names_carry_a_version_of_their_value(prod_config: UserConfig):
+    run = prod_config.run()
+    secrets = params(run.named("spring-hackathon-secrets").inputs["create"])
+    assert re.fullmatch(r"spring-hackathon_secret_key_[0-9a-f]{12}", secrets["SECRET_KEY_SECRET"])
+    assert re.fullmatch(r"spring-hackathon_db_password_[0-9a-f]{12}", secrets["DB_PASSWORD_SECRET"])
+    stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    assert stack["SECRETS_IN_USE"].split() == [
+        secrets["SECRET_KEY_SECRET"],
+        secrets["DB_PASSWORD_SECRET"],
+    ]
+
+
+def test_site_environment_follows_the_stack_config(prod_config: UserConfig):
+    run = prod_config.run()
+    stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    environment = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["environment"]
+    assert environment["ALLOWED_HOSTS"] == "ieee.example.org"
+    assert environment["PUBLIC_DOMAIN"] == "ieee.example.org"
+    assert environment["SECURE_SSL"] == "1"
+    assert environment["DB_HOST"] == "172.20.0.1"
+    assert environment["GUNICORN_WORKERS"] == "3"
+    migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
+    assert "GUNICORN_WORKERS=3\n" in migrate["ENV_FILE_TEXT"]
+    assert "URL_PREFIX=/spring\n" in migrate["ENV_FILE_TEXT"]
+    assert run.exports["eventUrls"] == {
+        "spring-hackathon": "https://ieee.example.org/spring/",
+        "autumn-hackathon": "https://ieee.example.org/autumn/",
+    }
+
+
+def test_without_a_domain_the_site_answers_to_the_servers_address(existing_config: UserConfig):
+    run = existing_config.run()
+    stack = params(run.named("event1-stack").inputs["create"])
+    environment = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["environment"]
+    assert environment["ALLOWED_HOSTS"] == "198.51.100.7"
+    assert "SECURE_SSL" not in environment
+    assert run.exports["eventUrls"]["event2"] == "http://198.51.100.7/event2/"
+
+
+def test_publish_mode_reaches_the_stack(existing_config: UserConfig):
+    run = existing_config.with_(publishMode="host").run()
+    stack = params(run.named("event1-stack").inputs["create"])
+    port = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["ports"][0]
+    assert port["mode"] == "host"
+
+
+def test_teardown_removes_everything_but_keeps_the_database(prod_config: UserConfig):
+    run = prod_config.run()
+    for event in PROD_EVENTS:
+        assert run.named(f"{event}-database").inputs.get("delete") is None
+        for step, script in (
+            ("secrets", "event_secrets_remove.sh"),
+            ("stack", "event_stack_remove.sh"),
+            ("static", "event_static_remove.sh"),
+            ("nginx", "event_nginx_remove.sh"),
+        ):
+            delete = run.named(f"{event}-{step}").inputs["delete"]
+            assert_runs_script(delete, script)
+        assert params(run.named(f"{event}-stack").inputs["delete"])["EVENT"] == event
+    assert_runs_script(run.named("app-registry-login").inputs["delete"], "registry_logout.sh")
+
+
+def test_drop_database_on_delete_is_a_per_event_decision(existing_config: UserConfig):
+    events = existing_config.values["events"]
+    config = existing_config.with_(events=[events[0] | {"dropDatabaseOnDelete": True}, events[1]])
+    run = config.run()
+    delete = run.named("event1-database").inputs["delete"]
+    assert_runs_script(delete, "event_database_drop.sh")
+    assert params(delete) == {"DATABASE": "ev_event1"}
+    assert run.named("event2-database").inputs.get("delete") is None
+
+
+def assert_runs_script(command: str, script: str) -> None:
+    assert command.endswith(script_text(script)), f"does not run {script}"
