@@ -1,0 +1,121 @@
+"""The host scripts: shellcheck-clean, parameters agreeing with what the program passes, valid
+shell once rendered, and lib.sh's helpers behaving as the scripts rely on."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from remote_script import SCRIPTS_DIR
+from test_host import host_steps, params
+
+SCRIPTS = sorted(SCRIPTS_DIR.glob("*.sh"))
+HOST_SCRIPTS = [p for p in SCRIPTS if p.name.startswith("host_")]
+DECLARED = re.compile(r'"\$\{([A-Z_][A-Z0-9_]*)\??:?\?\}"')
+
+
+def test_shellcheck_passes_on_every_script():
+    shellcheck = shutil.which("shellcheck") or str(
+        Path(__file__).parents[2] / ".venv/bin/shellcheck"
+    )
+    result = subprocess.run(
+        [shellcheck, "--severity=style", *map(str, SCRIPTS)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+    assert len(HOST_SCRIPTS) >= 6
+
+
+@pytest.mark.parametrize("script", HOST_SCRIPTS, ids=lambda p: p.name)
+def test_host_script_shape(script):
+    text = script.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    # Progress goes through lib.sh's log (stderr), so stdout stays the step's result.
+    assert re.search(r"^\s*log ", text, re.MULTILINE)
+
+
+def declared_parameters(script_name: str) -> set[str]:
+    return set(DECLARED.findall((SCRIPTS_DIR / script_name).read_text()))
+
+
+@pytest.mark.parametrize("which", ["prod", "existing"])
+def test_every_parameter_passed_is_declared_and_vice_versa(prod_config, existing_config, which):
+    run = (prod_config if which == "prod" else existing_config).run()
+    checked = 0
+    for step in host_steps(run):
+        body = step.inputs["create"]
+        script = next(
+            p.name for p in HOST_SCRIPTS if p.read_text().split("\n", 1)[1].strip() in body
+        )
+        assert set(params(step)) == declared_parameters(script), step.name
+        checked += 1
+    assert checked >= 5
+
+
+@pytest.mark.parametrize("which", ["prod", "existing"])
+def test_rendered_steps_are_valid_bash(prod_config, existing_config, which):
+    run = (prod_config if which == "prod" else existing_config).run()
+    for step in host_steps(run):
+        for text in (step.inputs["create"], step.inputs.get("delete")):
+            if text:
+                result = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
+                assert result.returncode == 0, (step.name, result.stderr)
+
+
+def run_lib(snippet: str, cwd: Path) -> subprocess.CompletedProcess:
+    library = (SCRIPTS_DIR / "lib.sh").read_text()
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\n{library}\n{snippet}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_replace_file_reports_changes_and_keeps_identical_files(tmp_path):
+    snippet = """
+    if replace_file f 640 <<<"one"; then echo changed; else echo same; fi
+    if replace_file f 640 <<<"one"; then echo changed; else echo same; fi
+    if replace_file f 640 <<<"two"; then echo changed; else echo same; fi
+    """
+    result = run_lib(snippet, tmp_path)
+    assert result.stdout.split() == ["changed", "same", "changed"], result.stderr
+    assert (tmp_path / "f").read_text() == "two\n"
+    assert oct((tmp_path / "f").stat().st_mode & 0o777) == "0o640"
+
+
+def test_log_writes_to_stderr_only(tmp_path):
+    result = run_lib('log "step done"', tmp_path)
+    assert (result.stdout, result.stderr) == ("", "==> step done\n")
+
+
+PG_HBA = """local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+"""
+
+
+def hba_edit(subnet: str) -> str:
+    """The pg_hba.conf edit of host_postgres.sh, cut out of the script to run it on a copy."""
+    script = (SCRIPTS_DIR / "host_postgres.sh").read_text()
+    start = script.index("hba=$conf_dir/pg_hba.conf")
+    end = script.index("# After a reboot")
+    edit = script[start:end]
+    return f"conf_dir=.\nSWARM_SUBNET={subnet}\nrestart=0\n{edit}\necho restart=$restart\n"
+
+
+def test_pg_hba_block_is_written_once_and_replaced_on_change(tmp_path):
+    (tmp_path / "pg_hba.conf").write_text(PG_HBA)
+    owner = f"{tmp_path.stat().st_uid}:{tmp_path.stat().st_gid}"
+    edit = hba_edit("172.20.0.0/16").replace("postgres:postgres", owner)
+    assert run_lib(edit, tmp_path).stdout == "restart=1\n"
+    assert run_lib(edit, tmp_path).stdout == "restart=0\n"
+    first = (tmp_path / "pg_hba.conf").read_text()
+    assert first.startswith(PG_HBA)
+    assert first.count("host sameuser all 172.20.0.0/16 scram-sha-256") == 1
+    changed = hba_edit("10.9.0.0/16").replace("postgres:postgres", owner)
+    assert run_lib(changed, tmp_path).stdout == "restart=1\n"
+    text = (tmp_path / "pg_hba.conf").read_text()
+    assert "172.20.0.0/16" not in text and text.count("sameuser") == 1
