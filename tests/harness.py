@@ -104,7 +104,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         """The mock monitor's registration, plus a record, plus the engine's secret marking.
 
         The real engine marks ``additionalSecretOutputs`` (a generated password's ``result``)
@@ -127,7 +127,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         secret_outputs = set(request.additionalSecretOutputs) | _secret_paths(raw_inputs)
-        marked = {k: pulumi.Output.secret(v) if k in secret_outputs else v for k, v in state.items()}
+        marked = {
+            k: pulumi.Output.secret(v) if k in secret_outputs else v for k, v in state.items()
+        }
         obj_proto = _sync_await(rpc.serialize_properties(marked, {}))
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
         self.recorded.append(
@@ -275,4 +277,6 @@ def run_program(
         return resolve_exports()
 
     _sync_await(run_pulumi_func(program))
-    return ProgramRun(resources=list(monitor.recorded), exports=exports, secret_exports=secret_exports)
+    return ProgramRun(
+        resources=list(monitor.recorded), exports=exports, secret_exports=secret_exports
+    )

@@ -17,9 +17,14 @@ fi
 log "Installing system packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends \
-  docker.io debootstrap postgresql postgresql-contrib nginx wrk \
-  python3-venv ca-certificates curl openssh-client iproute2 procps >/dev/null
+packages=(debootstrap debian-archive-keyring postgresql postgresql-contrib nginx wrk
+  python3-venv ca-certificates curl openssh-client iproute2 procps)
+# GitHub's Ubuntu runners ship Docker CE, which docker.io conflicts with (containerd.io):
+# install the Debian engine only where none is installed.
+if ! command -v dockerd >/dev/null 2>&1; then
+  packages+=(docker.io)
+fi
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 log "Starting PostgreSQL"
 pg_version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1)
@@ -51,4 +56,7 @@ if ! docker info >/dev/null 2>&1; then
   tail -n 20 /var/log/dockerd.log >&2 || true
   exit 1
 fi
+# debootstrap needs root: the rehearsal's base images are made here, not by the test command.
+bash "$(dirname "${BASH_SOURCE[0]}")/images/build_base_images.sh"
+
 log "Machine ready: PostgreSQL ${pg_version} on 127.0.0.1:5432 (role ${TEST_DB_USER}), Docker $(docker version --format '{{.Server.Version}}')"
