@@ -208,6 +208,10 @@ class Box:
         """A root shell command through ``docker exec`` (box set-up and inspection only)."""
         return docker("exec", "-i", self.name, "bash", "-c", command, input_=input_)
 
+    def exec_detached(self, command: str) -> None:
+        """A root shell command left running in the box (until it exits or the box restarts)."""
+        docker("exec", "-d", self.name, "bash", "-c", command)
+
     def wait_for(self, command: str, timeout: float, accept_degraded: bool = False) -> None:
         deadline = time.monotonic() + timeout
         while True:

@@ -12,6 +12,7 @@ scripts: it only runs the strings the program declared.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -276,6 +277,8 @@ class ReplayCloud(pulumi_mocks.Mocks):
         argv = ["docker", "build", "-q", "-t", image_name, "-f", str(dockerfile)]
         for name, value in sorted((build.get("args") or {}).items()):
             argv += ["--build-arg", f"{name}={value}"]
+        if build.get("platform"):
+            argv += ["--platform", build["platform"]]
         if build.get("target"):
             argv += ["--target", build["target"]]
         argv.append(str(context))
@@ -342,13 +345,12 @@ class ReplayCloud(pulumi_mocks.Mocks):
 
 
 def image_paths(inputs: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Build context and Dockerfile; relative paths start at the project directory (the cwd)."""
+    """Build context and Dockerfile; relative paths start at the program's working directory."""
     build = inputs.get("build") or {}
-    context = (harness.REPO_ROOT / build.get("context", ".")).resolve()
+    context = Path(build.get("context", ".")).resolve()
     dockerfile = Path(build.get("dockerfile") or context / "Dockerfile")
     if not dockerfile.is_absolute():
-        from_project = harness.REPO_ROOT / dockerfile
-        dockerfile = from_project if from_project.exists() else context / dockerfile
+        dockerfile = dockerfile.resolve() if dockerfile.exists() else context / dockerfile
     return context, dockerfile
 
 
@@ -471,6 +473,8 @@ def converge(
     """
     cloud = ReplayCloud(state_path, work_dir, rerun_commands=rerun_commands)
     started = time.monotonic()
-    program = harness.run_program(config, secret_keys, mocks=cloud)
-    deleted = cloud.delete_missing()
+    # The engine runs the program in the project directory, where Pulumi.yaml is.
+    with contextlib.chdir(harness.REPO_ROOT):
+        program = harness.run_program(config, secret_keys, mocks=cloud)
+        deleted = cloud.delete_missing()
     return Converge(program, cloud, deleted, time.monotonic() - started)

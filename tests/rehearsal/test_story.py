@@ -1,0 +1,425 @@
+"""The rehearsal: the real program replayed into a bare Debian 13 box, checked from outside.
+
+One box, one state file, tests in story order (numbers are the issue's "What it proves" items):
+first converge (1), static files, admin and cookies (2), no-change and forced re-run (3),
+PostgreSQL's exposure (9), a code change under load (4), a broken release (5), a reboot (6),
+a third event added and removed (7), secrets nowhere (8), memory figures, and teardown.
+
+Publish mode: `host` (this machine's kernel has no IPVS, so the routing mesh cannot work here);
+production uses `ingress`. This is the one difference from a droplet.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.rehearsal import figures
+from tests.rehearsal.box import Box, docker
+from tests.rehearsal.conftest import REGISTRY_USER
+from tests.rehearsal.replay import Converge, ReplayCloud, converge
+
+SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
+EVENTS = [{"name": "event1", "path": "/event1"}, {"name": "event2", "path": "/event2"}]
+EVENT3 = {"name": "event3", "path": "/event3"}
+# A release whose containers never become healthy: gunicorn cannot load this worker class.
+# (The program offers no way to build a different app; an event's `settings` is its config.)
+BROKEN_SETTINGS = {"GUNICORN_WORKER_CLASS": "rehearsal.broken.Worker"}
+# A code change without touching app/: a new base image (the `baseImage` config value) gives a
+# new image, a new digest and a new release of every event.
+NEXT_BASE_IMAGE = "rehearsal/python-base:next"
+PS_LOG = "/root/rehearsal-ps.log"
+ADMIN_PASSWORD = "rehearsal-admin-0123456789"
+
+
+@dataclass
+class Story:
+    box: Box
+    workdir: Path
+    base_image: str = "django-swarm/python-base:trixie"
+    events: list[dict[str, Any]] = field(default_factory=lambda: [dict(e) for e in EVENTS])
+    converges: list[Converge] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return self.workdir / "state.json"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "target": "existing",
+            "host": "127.0.0.1",
+            "sshPort": self.box.ssh_port,
+            "sshPrivateKey": self.box.private_key,
+            "registry": {
+                "server": self.box.registry_server,
+                "repository": "rehearsal/site",
+                "username": REGISTRY_USER,
+            },
+            "registryPassword": self.box.registry_password,
+            "baseImage": self.base_image,
+            "publishMode": "host",
+            "events": self.events,
+        }
+
+    def converge(self, rerun_commands: bool = False) -> Converge:
+        result = converge(
+            self.config(), SECRET_KEYS, self.state, self.workdir, rerun_commands=rerun_commands
+        )
+        self.converges.append(result)
+        return result
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.box.http_port}{path}"
+
+    def hits(self, path: str) -> int:
+        response = requests.get(self.url(path), timeout=10)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        return response.json()["hits"]
+
+    def containers(self, event: str) -> dict[str, str]:
+        """Running task containers of the event's service: id -> image."""
+        out = self.box.check(
+            f"docker ps --filter label=com.docker.swarm.service.name={event}_web "
+            "--format '{{.ID}} {{.Image}}'"
+        )
+        return dict(line.split() for line in out.splitlines())
+
+    def start_ps_sampler(self) -> None:
+        """Every distinct command line seen on the box, sampled 5 times a second."""
+        self.box.exec_detached(
+            f"while :; do ps -eo args; sleep 0.2; done | awk '!seen[$0]++ {{print; fflush()}}' "
+            f">>{PS_LOG}"
+        )
+
+
+@pytest.fixture(scope="module")
+def story(box, tmp_path_factory) -> Story:
+    workdir = tmp_path_factory.mktemp("rehearsal-story")
+    workdir.chmod(0o700)
+    return Story(box, workdir)
+
+
+def wait_until_serving(story: Story, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(story.url(f"{path}/healthz"), timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"{path} did not come back within {timeout} s"
+        time.sleep(2)
+
+
+def executed(result: Converge) -> list[tuple[str, str]]:
+    return [(e.key.rsplit("::", 1)[1], e.action) for e in result.cloud.executions]
+
+
+def test_1_first_converge_serves_two_events(story):
+    story.start_ps_sampler()
+    result = story.converge()
+    figures.record("first converge (bare box -> 2 events)", f"{result.seconds:.0f} s")
+    assert story.hits("/event1/") == 1
+    assert story.hits("/event1/") == 2
+    assert story.hits("/event2/") == 1
+    digest = result.program.exports["imageDigest"]
+    assert digest.startswith(f"{story.box.registry_server}/rehearsal/site@sha256:")
+    for event in ("event1", "event2"):
+        assert set(story.containers(event).values()) == {digest}
+
+
+def test_2_static_admin_login_and_cookies(story):
+    box = story.box
+    login_page = requests.get(story.url("/event1/admin/login/"), timeout=10)
+    assert login_page.status_code == 200
+    css = re.search(r'href="(/event1/static/admin/css/[^"]+\.css)"', login_page.text)
+    assert css, "the admin login page links no stylesheet under /event1/static/"
+    served = requests.get(story.url(css.group(1)), timeout=10)
+    assert served.status_code == 200 and "text/css" in served.headers["Content-Type"]
+    on_disk = box.check(
+        f"cat /srv/django-swarm/event1/static/{css.group(1)[len('/event1/static/') :]}"
+    )
+    assert served.text == on_disk, "Nginx did not serve the file from the host's static directory"
+    assert requests.get(story.url("/event1/static../etc/passwd"), timeout=10).status_code in (
+        400,
+        403,
+        404,
+    )
+
+    container = next(iter(story.containers("event1")))
+    box.check(
+        f"docker exec -e DJANGO_SUPERUSER_PASSWORD={ADMIN_PASSWORD} {container} "
+        "python manage.py createsuperuser --noinput --username admin --email admin@example.org"
+    )
+    session = requests.Session()
+    page = session.get(story.url("/event1/admin/login/"), timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    done = session.post(
+        story.url("/event1/admin/login/?next=/event1/admin/"),
+        data={"csrfmiddlewaretoken": token, "username": "admin", "password": ADMIN_PASSWORD,
+              "next": "/event1/admin/"},
+        timeout=10,
+    )  # fmt: skip
+    assert done.status_code == 200 and done.url.endswith("/event1/admin/"), done.url
+    assert "Site administration" in done.text
+    cookies = {c.name: c.path for c in session.cookies}
+    assert cookies and all(path.startswith("/event1") for path in cookies.values()), cookies
+
+    other = requests.Session()
+    other.get(story.url("/event2/admin/login/"), timeout=10)
+    other_cookies = {c.name: c.path for c in other.cookies}
+    assert other_cookies and all(p.startswith("/event2") for p in other_cookies.values())
+    assert not set(cookies) & set(other_cookies), "event1 and event2 cookies share a name"
+
+
+def test_3_converging_again_changes_nothing(story):
+    box = story.box
+    before = {e: story.containers(e) for e in ("event1", "event2")}
+    count = story.hits("/event1/")
+    result = story.converge()
+    figures.record("no-change converge", f"{result.seconds:.1f} s")
+    assert executed(result) == [] and result.cloud.builds == [] and result.deleted == []
+    assert {e: story.containers(e) for e in ("event1", "event2")} == before
+    assert story.hits("/event1/") == count + 1
+
+    # Idempotence the hard way: every create runs again, as after a lost state.
+    watched = "/etc/nginx /etc/postgresql /etc/django-swarm /etc/docker /etc/systemd/system"
+    snapshot = f"find {watched} -type f -print0 | sort -z | xargs -0 md5sum"
+    files_before = box.check(snapshot)
+    secrets_before = box.check("docker secret ls --format '{{.Name}}' | sort")
+    forced = story.converge(rerun_commands=True)
+    creates = [key for key, action in executed(forced) if action == "create"]
+    assert len(creates) == len(forced.program.of_type("command:remote:Command"))
+    assert {e: story.containers(e) for e in ("event1", "event2")} == before
+    assert story.hits("/event1/") == count + 2
+    assert story.hits("/event2/") >= 2
+    assert box.check(snapshot) == files_before, "a second run of the scripts changed config files"
+    assert box.check("docker secret ls --format '{{.Name}}' | sort") == secrets_before
+    hba = box.check("grep -hv '^\\s*\\(#\\|$\\)' /etc/postgresql/*/main/pg_hba.conf")
+    assert len(hba.splitlines()) == len(set(hba.splitlines())), "duplicate pg_hba.conf lines"
+
+
+def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
+    box = story.box
+    gateway = "172.20.0.1"  # first host of the default swarmSubnet 172.20.0.0/16
+    listening = box.check("ss -Hltn 'sport = :5432' | awk '{print $4}'").split()
+    addresses = {address.rsplit(":", 1)[0] for address in listening}
+    assert gateway in addresses, listening
+    assert addresses <= {"127.0.0.1", "[::1]", gateway}, listening
+
+    program = story.converges[-1].program
+    password = program.named("event1-db-password").outputs["result"]
+
+    def connect(database: str):
+        # The password goes on stdin, never on a command line.
+        return box.ssh(
+            "IFS= read -r PGPASSWORD; export PGPASSWORD; "
+            f"psql -h {gateway} -U ev_event1 -d {database} -Atc 'select current_user'",
+            stdin=password + "\n",
+        )
+
+    own = connect("ev_event1")
+    assert own.status == 0 and own.stdout.strip() == "ev_event1", own.stderr
+    other = connect("ev_event2")
+    assert other.status != 0, "event1's role reached event2's database"
+    assert "ev_event2" in other.stderr or "permission denied" in other.stderr, other.stderr
+
+
+def test_4_a_code_change_rolls_both_events_under_load(story):
+    docker("tag", story.base_image, NEXT_BASE_IMAGE)
+    docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
+           "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
+    old_digest = story.converges[-1].program.exports["imageDigest"]
+    counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+    load = SteadyLoad(story, ["/event1/", "/event2/"])
+    load.start()
+    story.base_image = NEXT_BASE_IMAGE
+    try:
+        result = story.converge()
+    finally:
+        load.stop()
+    figures.record("code-change converge (new image, 2 events)", f"{result.seconds:.0f} s")
+    figures.record(
+        "failed requests during that rollout (publish mode host)",
+        f"{load.failed} of {load.total}",
+    )
+    new_digest = result.program.exports["imageDigest"]
+    assert new_digest != old_digest and len(result.cloud.builds) == 1
+    order = executed(result)
+    for event in ("event1", "event2"):
+        assert order.count((f"{event}-migrate", "create")) == 1
+        assert order.index((f"{event}-migrate", "create")) < order.index(
+            (f"{event}-stack", "create")
+        )
+        assert set(story.containers(event).values()) == {new_digest}
+    for path, before in counts.items():
+        assert story.hits(path) >= before + load.ok_by_path[path] + 1
+
+
+class SteadyLoad(threading.Thread):
+    """Back-to-back requests on the given paths until stopped; counts what failed."""
+
+    def __init__(self, story: Story, paths: list[str]):
+        super().__init__(daemon=True)
+        self.story, self.paths = story, paths
+        self.stopping = threading.Event()
+        self.total = self.failed = 0
+        self.ok_by_path = dict.fromkeys(paths, 0)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            for path in self.paths:
+                self.total += 1
+                try:
+                    ok = requests.get(self.story.url(path), timeout=5).status_code == 200
+                except requests.RequestException:
+                    ok = False
+                if ok:
+                    self.ok_by_path[path] += 1
+                else:
+                    self.failed += 1
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving(story):
+    good = story.containers("event1")
+    count = story.hits("/event1/")
+    story.events[0]["settings"] = BROKEN_SETTINGS
+    try:
+        with pytest.raises(Exception) as failure:
+            story.converge()
+    finally:
+        del story.events[0]["settings"]
+    message = str(failure.value)
+    assert "event1-stack" in message
+    assert "event1" in message.split("--- stderr (tail)", 1)[1], message
+    assert set(story.containers("event1").values()) == set(good.values())
+    assert story.hits("/event1/") == count + 1
+    story.converge()  # the fixed config converges again
+    assert story.hits("/event1/") == count + 2
+
+
+def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
+    counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+    story.box.reboot()
+    story.start_ps_sampler()
+    for path in ("/event1", "/event2"):
+        wait_until_serving(story, path, timeout=240)
+    for path, before in counts.items():
+        assert story.hits(path) == before + 1
+    again = story.converge()
+    assert executed(again) == [], "a reboot made the program replay commands"
+
+
+def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(story):
+    box = story.box
+    story.events.append(dict(EVENT3))
+    added = story.converge()
+    assert executed(added) and all(key.startswith("event3-") for key, _ in executed(added))
+    assert added.cloud.builds == []
+    assert story.hits("/event3/") == 1
+    count1 = story.hits("/event1/")
+
+    story.events.pop()
+    removed = story.converge()
+    assert removed.deleted and all("::event3-" in key for key in removed.deleted)
+    assert {action for _, action in executed(removed)} == {"delete"}
+    assert "event3" not in box.check("docker stack ls --format '{{.Name}}'").split()
+    assert box.ssh("test -e /etc/nginx/django-swarm.d/event3.conf").status == 1
+    assert box.ssh("test -e /srv/django-swarm/event3").status == 1
+    assert requests.get(story.url("/event3/"), timeout=10).status_code == 404
+    databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
+    assert "ev_event3" in databases.split()
+    assert story.hits("/event1/") == count1 + 1
+
+
+def secret_values(story: Story) -> list[str]:
+    """Every secret of the run, and every long line of the multi-line ones."""
+    values = [story.box.registry_password, story.box.private_key]
+    for result in story.converges:
+        for resource in result.program.of_type("random:index/randomPassword:RandomPassword"):
+            values.append(resource.outputs["result"])
+    pieces = set(values)
+    for value in values:
+        pieces |= {line for line in value.splitlines() if len(line) >= 8 and "-----" not in line}
+    return sorted(pieces)
+
+
+def leaked(text: str, secrets: list[str]) -> list[str]:
+    return [secret[:4] + "..." for secret in secrets if secret in text]
+
+
+def test_8_secrets_never_in_command_lines_recorded_commands_or_logs(story):
+    box = story.box
+    secrets = secret_values(story)
+    assert any("\n" in s and '"' in s and "$" in s and " " in s for s in secrets)
+    ps_lines = box.check(f"cat {PS_LOG}")
+    assert len(ps_lines.splitlines()) > 50, "the ps sampler saw almost nothing"
+    assert leaked(ps_lines, secrets) == [], "a secret appeared in a command line on the box"
+    executions = [e for result in story.converges for e in result.cloud.executions]
+    assert executions
+    commands = "\n".join(e.command for e in executions)
+    assert leaked(commands, secrets) == [], "a secret is inside a command's text"
+    printed = "\n".join(e.stdout + e.stderr for e in executions if e.logging != "none")
+    assert leaked(printed, secrets) == [], "a logged command printed a secret"
+    logs = box.check(
+        "journalctl --no-pager -o cat; cat /var/log/nginx/*.log /var/log/postgresql/*.log; "
+        "for s in $(docker service ls -q); do docker service logs --raw $s 2>&1; done"
+    )
+    assert leaked(logs, secrets) == [], "a secret is in the box's logs"
+
+
+def rss_mb(box: Box, pattern: str) -> float:
+    kb = box.check(f"ps -eo rss=,comm= | awk '$2 ~ /{pattern}/ {{s+=$1}} END {{print s+0}}'")
+    return int(kb) / 1024
+
+
+def test_memory_figures(story):
+    box = story.box
+    per_event = []
+    for event in ("event1", "event2"):
+        for container in story.containers(event):
+            kb = box.check(f"docker top {container} -eo rss | awk 'NR>1 {{s+=$1}} END {{print s}}'")
+            per_event.append(int(kb) / 1024)
+    assert per_event and all(mb > 10 for mb in per_event)
+    postgres, nginx = rss_mb(box, "^postgres$"), rss_mb(box, "^nginx$")
+    dockerd, containerd = rss_mb(box, "^dockerd$"), rss_mb(box, "^containerd")
+    total_kb = int(box.check("ps -eo rss= | awk '{s+=$1} END {print s}'"))
+    base = total_kb / 1024 - sum(per_event)
+    figures.record("RSS per event container", ", ".join(f"{mb:.0f} MB" for mb in per_event))
+    figures.record(
+        "RSS PostgreSQL / Nginx / dockerd / containerd",
+        f"{postgres:.0f} / {nginx:.0f} / {dockerd:.0f} / {containerd:.0f} MB",
+    )
+    # A 1 GB droplet: ~150 MB go to the kernel and page cache before any process.
+    fits = int((1024 - 150 - base) // max(per_event))
+    figures.record(
+        "events on a 1 GB droplet",
+        f"{fits} (1024 MB - 150 MB kernel/cache - {base:.0f} MB of every other process, "
+        f"/ {max(per_event):.0f} MB per event)",
+    )
+    assert fits >= 1
+
+
+def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
+    box = story.box
+    cloud = ReplayCloud(story.state, story.workdir)
+    cloud.destroy()
+    deletes = [e.key.rsplit("::", 1)[1] for e in cloud.executions]
+    assert deletes.index("event1-nginx") < deletes.index("event1-stack")
+    assert cloud.state.resources == {}
+    assert box.check("docker stack ls --format '{{.Name}}'").split() == []
+    assert box.ssh("ls /etc/nginx/django-swarm.d/*.conf").status != 0
+    response = requests.get(story.url("/event1/"), timeout=10)
+    assert response.status_code != 200 or "hits" not in response.text
