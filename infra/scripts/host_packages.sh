@@ -6,7 +6,7 @@
 export DEBIAN_FRONTEND=noninteractive
 # Another apt run (unattended-upgrades on a fresh droplet) may hold the lock for a while.
 apt_get() {
-  apt-get -o DPkg::Lock::Timeout=600 -q "$@"
+  apt-get -o DPkg::Lock::Timeout=600 -q "$@" >&2
 }
 
 packages=(docker.io postgresql nginx iproute2 ca-certificates unattended-upgrades)

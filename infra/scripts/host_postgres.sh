@@ -90,7 +90,7 @@ for _ in $(seq 30); do
   pg_isready -q -h "$SWARM_GATEWAY" -p 5432 && break
   sleep 1
 done
-if ! pg_isready -h "$SWARM_GATEWAY" -p 5432; then
+if ! pg_isready -h "$SWARM_GATEWAY" -p 5432 >&2; then
   log "PostgreSQL does not answer on ${SWARM_GATEWAY}:5432; see journalctl -u ${unit}"
   exit 1
 fi
