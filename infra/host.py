@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import layout
 import pulumi
+from pulumi_command import remote
+
+import layout
 import render_host
 from config import StackConfig
-from pulumi_command import remote
 from remote_script import render_script
 from server import Server
 

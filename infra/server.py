@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 import pulumi_tls as tls
-from config import StackConfig
 from pulumi_command import remote
+
+from config import StackConfig
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 # The swarm's own ports (manager API, gossip, VXLAN); open only inside the VPC for more nodes.

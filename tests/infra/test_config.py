@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-import config as stack_config
 import pytest
-from config import ConfigError
 from conftest import UserConfig
+
+import config as stack_config
+from config import ConfigError
 
 
 def problems(user: UserConfig) -> list[str]:

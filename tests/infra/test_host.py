@@ -14,14 +14,15 @@ import subprocess
 import threading
 from pathlib import Path
 
-import layout
 import pytest
-import render_host
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+import layout
+import render_host
 from harness import UNKNOWN
 from remote_script import LIBRARY, script_text
 

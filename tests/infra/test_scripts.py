@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from remote_script import SCRIPTS_DIR
 from test_host import host_steps, params
+
+from remote_script import SCRIPTS_DIR
 
 SCRIPTS = sorted(SCRIPTS_DIR.glob("*.sh"))
 HOST_SCRIPTS = [p for p in SCRIPTS if p.name.startswith("host_")]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import collections
 import json
 
-import config
 import pytest
 from conftest import EXISTING_PRIVATE_KEY, REGISTRY_PASSWORD, VPC_RANGE
+
+import config
 from harness import UNKNOWN
 
 DO = "digitalocean:index/"
