@@ -4,6 +4,7 @@ Read top to bottom: the validated stack config, the server, its provisioning, th
 """
 
 import pulumi
+
 from config import load_config
 from event import EventSite, EventSiteArgs
 from host import Host
