@@ -3,6 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
 from hits.models import SITE_COUNTER, Counter
 
 CLIENTS = 32

@@ -14,6 +14,7 @@ from conftest import (
     process_env,
     site_env,
 )
+
 from hits.management.commands.migrate_locked import MIGRATION_LOCK_KEY
 from hits.models import SITE_COUNTER, Counter
 
