@@ -27,16 +27,17 @@ if [[ -n $PG_DATA_ROOT ]]; then
   current=$(pg_conftool -s "$version" main show data_directory)
   if [[ $current != "$target" ]]; then
     systemctl stop "$unit"
+    mkdir -p "$target"
     if [[ -f $target/PG_VERSION ]]; then
       # A replaced droplet: the volume brings every event's data back.
       log "Using the existing data on the volume: ${target}"
     else
       log "Moving the new cluster's data to the volume: ${target}"
-      mkdir -p "$target"
-      chown -R postgres:postgres "$PG_DATA_ROOT/postgresql"
-      chmod 700 "$target"
       cp -a "$current/." "$target/"
     fi
+    # The postgres user's id may differ on a new droplet: the data must be its own.
+    chown -R postgres:postgres "$PG_DATA_ROOT/postgresql"
+    chmod 700 "$target"
     pg_conftool "$version" main set data_directory "$target"
     restart=1
   fi
@@ -64,6 +65,8 @@ fi
 # cannot listen on its gateway. Order PostgreSQL after Docker and wait (bounded) for the
 # address; if it never comes, start anyway so that local logins still work.
 # (net.ipv4.ip_nonlocal_bind would also do, but /proc/sys is read-only inside containers.)
+# With the data on a volume (mounted "nofail"), PostgreSQL must also wait for that mount, and
+# not start at all without it rather than on an empty mount point.
 dropin=/etc/systemd/system/postgresql@.service.d/django-swarm.conf
 mkdir -p "${dropin%/*}"
 if replace_file "$dropin" 644 <<EOC; then
@@ -71,6 +74,7 @@ if replace_file "$dropin" 644 <<EOC; then
 [Unit]
 After=docker.service
 Wants=docker.service
+${PG_DATA_ROOT:+RequiresMountsFor=${PG_DATA_ROOT}}
 
 [Service]
 ExecStartPre=/bin/sh -c 'for i in \$\$(seq ${WAIT_FOR_GATEWAY_SECONDS}); do ip -4 -o address show to ${SWARM_GATEWAY} | grep -q . && exit 0; sleep 1; done; echo "docker_gwbridge gateway ${SWARM_GATEWAY} missing; listening on localhost only" >&2'
