@@ -4,6 +4,7 @@ What runs on the host when event X is deployed, in order (each a script in ``scr
 
 1. ``event_database.sh``  its database and role, with a generated password
 2. ``event_secrets.sh``   swarm secrets for the Django secret key and that password (versioned)
+   ``event_network.sh``   its overlay network, through which its tasks reach PostgreSQL
 3. ``event_migrate.sh``   the new image's migrations, once, as a swarm job with a timeout
 4. ``event_static.sh``    the new image's static files into the directory Nginx serves
 5. ``event_stack.sh``     the swarm stack (``render_event.stack_file``), checked after the rollout
@@ -18,12 +19,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import layout
 import pulumi
 import pulumi_random as random
+from pulumi_command import remote
+
+import layout
 import render_event
 from config import EventConfig, StackConfig
-from pulumi_command import remote
 from remote_script import render_script, secret_stdin
 
 # Upper bounds for the waits on the host; a step that hits one fails with what it saw.
@@ -131,6 +133,17 @@ class EventSite(pulumi.ComponentResource):
             stdin=secret_stdin(secret_key.result, db_password.result),
         )
 
+        network = render_event.network_name(event.name)
+        network_step = step(
+            "network",
+            [args.host_ready],
+            create=render_script("event_network.sh", {"EVENT": event.name, "NETWORK": network}),
+            delete=render_script(
+                "event_network_remove.sh",
+                {"NETWORK": network, "REMOVE_TIMEOUT": REMOVE_TIMEOUT_SECONDS},
+            ),
+        )
+
         spec = pulumi.Output.all(args.image_ref, public_host, secret_names).apply(
             lambda values: render_event.SiteSpec(
                 event=event.name,
@@ -150,13 +163,14 @@ class EventSite(pulumi.ComponentResource):
 
         migrate_step = step(
             "migrate",
-            [database_step, secrets_step, args.registry_login],
+            [database_step, secrets_step, network_step, args.registry_login],
             create=spec.apply(
                 lambda s: render_script(
                     "event_migrate.sh",
                     {
                         "EVENT": event.name,
                         "IMAGE": s.image,
+                        "NETWORK": network,
                         "ENV_FILE_TEXT": render_event.env_file(render_event.site_environment(s)),
                         "SECRET_KEY_SECRET": s.secret_key_secret,
                         "DB_PASSWORD_SECRET": s.db_password_secret,
@@ -185,7 +199,7 @@ class EventSite(pulumi.ComponentResource):
 
         stack_step = step(
             "stack",
-            [migrate_step, static_step, secrets_step],
+            [migrate_step, static_step, secrets_step, network_step],
             create=spec.apply(
                 lambda s: render_script(
                     "event_stack.sh",

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
-from config import StackConfig
 from pulumi_command import remote
+
+from config import StackConfig
 from remote_script import render_script, secret_stdin
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import layout
 import yaml
+
+import layout
 
 # The port gunicorn listens on inside the container (the image's PORT default).
 SITE_PORT = 8000
@@ -39,6 +40,11 @@ class SiteSpec:
     secret_key_secret: str
     db_password_secret: str
     settings: Mapping[str, str] = field(default_factory=dict)
+
+
+def network_name(event: str) -> str:
+    """The event's overlay network, shared by its site and its migration job."""
+    return f"{event}_backend"
 
 
 def secret_name(event: str, kind: str, version: str) -> str:
@@ -133,6 +139,8 @@ def stack_file(spec: SiteSpec) -> str:
     document = {
         "version": "3.8",
         "services": {"web": service},
+        # Created before the stack (the migration job runs on it first) and kept across deploys.
+        "networks": {"default": {"external": True, "name": network_name(spec.event)}},
         "secrets": {
             SECRET_TARGETS["SECRET_KEY"]: {"external": True, "name": spec.secret_key_secret},
             SECRET_TARGETS["DB_PASSWORD"]: {"external": True, "name": spec.db_password_secret},

@@ -3,9 +3,10 @@
 # (`manage.py migrate_locked` holds a PostgreSQL advisory lock while it migrates). The job is
 # bounded by MIGRATE_TIMEOUT seconds; when it fails, this step fails with its logs and the
 # running version keeps serving untouched.
-# Parameters: EVENT, IMAGE, ENV_FILE_TEXT, SECRET_KEY_SECRET, DB_PASSWORD_SECRET, MIGRATE_TIMEOUT.
+# Parameters: EVENT, IMAGE, NETWORK, ENV_FILE_TEXT, SECRET_KEY_SECRET, DB_PASSWORD_SECRET,
+# MIGRATE_TIMEOUT.
 set -euo pipefail
-: "${EVENT:?}" "${IMAGE:?}" "${ENV_FILE_TEXT:?}" "${SECRET_KEY_SECRET:?}" \
+: "${EVENT:?}" "${IMAGE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" "${SECRET_KEY_SECRET:?}" \
   "${DB_PASSWORD_SECRET:?}" "${MIGRATE_TIMEOUT:?}"
 
 job=${EVENT}_migrate
@@ -21,14 +22,14 @@ printf '%s' "$ENV_FILE_TEXT" >"$workdir/env"
 docker service rm "$job" >/dev/null 2>&1 || true
 
 log "Migrating the database of $EVENT with $IMAGE"
-# On the host's network the job reaches PostgreSQL on the swarm gateway before the event's stack
-# (and its network) exists. No health check: the image's one probes gunicorn, which a job never
-# starts, and an unhealthy task would be killed mid-migration.
+# On the event's network, like the site. A job needs no virtual IP (dnsrr). No health check: the
+# image's one probes gunicorn, which a job never starts, and swarm kills unhealthy tasks.
 docker service create --quiet --detach \
   --name "$job" \
   --mode replicated-job \
   --restart-condition none \
-  --network host \
+  --network "$NETWORK" \
+  --endpoint-mode dnsrr \
   --no-healthcheck \
   --with-registry-auth \
   --label "django-swarm.event=$EVENT" \

@@ -29,7 +29,7 @@ update_status() {
 started_before=$(update_status StartedAt)
 log "Deploying stack $EVENT (waiting up to ${DEPLOY_TIMEOUT}s)"
 status=0
-timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --with-registry-auth \
+timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet --with-registry-auth \
   --compose-file "$STACK_FILE" "$EVENT" >&2 || status=$?
 
 state=

@@ -8,17 +8,18 @@ import itertools
 import re
 import shlex
 
-import layout
 import pytest
 import yaml
 from conftest import UserConfig
+
+import layout
 from harness import UNKNOWN, ProgramRun
 from remote_script import LIBRARY, script_text
 
 COMMAND = "command:remote:Command"
 IMAGE = "docker:index/image:Image"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-STEPS = ("database", "secrets", "migrate", "static", "stack", "nginx")
+STEPS = ("database", "secrets", "network", "migrate", "static", "stack", "nginx")
 PROD_EVENTS = ("spring-hackathon", "autumn-hackathon")
 
 
@@ -76,8 +77,14 @@ def test_steps_run_in_dependency_order(prod_config: UserConfig, preview: bool):
         for earlier, later in itertools.pairwise(chain):
             assert earlier in ancestors(run, later), f"{later} does not wait for {earlier}"
         migrate = ancestors(run, f"{event}-migrate")
-        assert {"app-image", "app-registry-login", f"{event}-secrets"} <= migrate
-        assert {f"{event}-static", f"{event}-secrets"} <= ancestors(run, f"{event}-stack")
+        assert {
+            "app-image",
+            "app-registry-login",
+            f"{event}-secrets",
+            f"{event}-network",
+        } <= migrate
+        stack = ancestors(run, f"{event}-stack")
+        assert {f"{event}-static", f"{event}-secrets", f"{event}-network"} <= stack
         assert "app-image" in ancestors(run, f"{event}-static")
         # Nothing of one event waits for another event.
         other = next(e for e in PROD_EVENTS if e != event)
@@ -125,6 +132,7 @@ def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserCo
             "prefix": environment["URL_PREFIX"],
             "stack file": stack["STACK_FILE"],
             "service": stack["SERVICE"],
+            "network": document["networks"]["default"]["name"],
             "location file": params(run.named(f"{event}-nginx").inputs["create"])["LOCATION_FILE"],
             "static dir": params(run.named(f"{event}-static").inputs["create"])["STATIC_DIR"],
         }
@@ -229,6 +237,7 @@ def test_teardown_removes_everything_but_keeps_the_database(prod_config: UserCon
         assert run.named(f"{event}-database").inputs.get("delete") is None
         for step, script in (
             ("secrets", "event_secrets_remove.sh"),
+            ("network", "event_network_remove.sh"),
             ("stack", "event_stack_remove.sh"),
             ("static", "event_static_remove.sh"),
             ("nginx", "event_nginx_remove.sh"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import UserConfig
+
 from harness import ProgramRun
 
 
@@ -76,7 +77,8 @@ def test_adding_an_event_only_adds_its_resources(existing_config: UserConfig, pr
     assert added == {
         "event3",
         *(f"event3-{s}" for s in ("db-password", "secret-key")),
-        *(f"event3-{s}" for s in ("database", "secrets", "migrate", "static", "stack", "nginx")),
+        *(f"event3-{s}" for s in ("database", "secrets", "network", "migrate", "static")),
+        *(f"event3-{s}" for s in ("stack", "nginx")),
     }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+
 from remote_script import encode_secrets, render_script
 
 SERVER = {"host": "127.0.0.1", "port": 5432, "user": "swarm_test", "password": "swarm_test"}

@@ -6,8 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
-import image
 from conftest import REGISTRY_PASSWORD, UserConfig
+
+import image
 from remote_script import script_text
 
 IMAGE = "docker:index/image:Image"

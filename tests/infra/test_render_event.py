@@ -13,11 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
 
-import layout
 import pytest
+import yaml
+
+import layout
 import render_event
 import render_host
-import yaml
 from render_event import SiteSpec
 
 DIGEST_REF = "ghcr.io/ieee-branch/hits@sha256:" + "ab" * 32
@@ -46,6 +47,8 @@ def test_stack_pins_the_image_by_digest_and_publishes_the_events_port():
     document = yaml.safe_load(render_event.stack_file(SPEC))
     web = document["services"]["web"]
     assert list(document["services"]) == ["web"]
+    # The network the migration job used before the stack existed; no other network.
+    assert document["networks"] == {"default": {"external": True, "name": "event1_backend"}}
     assert web["image"] == DIGEST_REF
     assert web["ports"] == [
         {"target": 8000, "published": 21001, "protocol": "tcp", "mode": "ingress"}
