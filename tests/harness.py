@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 PROJECT = "django-swarm"
 
+# The address range DigitalOcean gives a new VPC, as FakeCloud answers it.
+VPC_RANGE = "10.114.0.0/20"
 # What an unknown value (known only after `pulumi up`) looks like in recorded inputs.
 UNKNOWN = rpc.UNKNOWN
 _SECRET_KEY = rpc._special_sig_key
@@ -205,13 +207,15 @@ class FakeCloud(pulumi_mocks.Mocks):
         if t == "digitalocean:index/droplet:Droplet":
             return {
                 "ipv4Address": "203.0.113.10",
-                "ipv4AddressPrivate": "10.110.0.2",
-                "urn": f"do:droplet:{args.name}",
+                "ipv4AddressPrivate": "10.114.0.2",
+                "dropletUrn": f"do:droplet:{args.name}",
             }
         if t == "digitalocean:index/reservedIp:ReservedIp":
-            return {"ipAddress": "203.0.113.20"}
-        if t.startswith("digitalocean:"):
-            return {"urn": f"do:{t.rsplit(':', 1)[-1].lower()}:{args.name}"}
+            return {"ipAddress": "203.0.113.20", "reservedIpUrn": f"do:reservedip:{args.name}"}
+        if t == "digitalocean:index/volume:Volume":
+            return {"volumeUrn": f"do:volume:{args.name}"}
+        if t == "digitalocean:index/vpc:Vpc":
+            return {"ipRange": VPC_RANGE}
         if t == "tls:index/privateKey:PrivateKey":
             return {
                 "publicKeyOpenssh": f"ssh-ed25519 AAAAC3Nza-mock-{args.name}\n",

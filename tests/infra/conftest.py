@@ -30,23 +30,6 @@ EXISTING_PRIVATE_KEY = (
 )
 
 
-VPC_RANGE = "10.114.0.0/20"
-
-
-class DigitalOceanCloud(FakeCloud):
-    """FakeCloud plus the DigitalOcean outputs under the names the SDK reads them by
-    (``dropletUrn``, not ``urn``) and the address range DigitalOcean gives a new VPC."""
-
-    def computed_outputs(self, args):
-        outputs = super().computed_outputs(args)
-        kind = args.typ.rsplit(":", 1)[-1]
-        if kind in ("Droplet", "Volume", "ReservedIp"):
-            outputs[kind[0].lower() + kind[1:] + "Urn"] = f"do:{kind.lower()}:{args.name}"
-        if kind == "Vpc":
-            outputs["ipRange"] = VPC_RANGE
-        return outputs
-
-
 @dataclass(frozen=True)
 class UserConfig:
     """Stack config values (plain keys, as after ``pulumi config set``) and the secret keys."""
@@ -65,9 +48,7 @@ class UserConfig:
         return UserConfig(values, self.secret_keys - set(keys))
 
     def run(self, preview: bool = False) -> ProgramRun:
-        return run_program(
-            self.values, self.secret_keys, mocks=DigitalOceanCloud(preview), preview=preview
-        )
+        return run_program(self.values, self.secret_keys, mocks=FakeCloud(preview), preview=preview)
 
     @property
     def secret_values(self) -> list[str]:

@@ -72,7 +72,7 @@ def test_swarm_and_postgres_get_the_subnet_gateway_and_volume(prod_config):
     run = prod_config.with_(swarmSubnet="10.77.0.0/16").run()
     swarm = params(run.named("host-swarm"))
     assert (swarm["SWARM_SUBNET"], swarm["SWARM_GATEWAY"]) == ("10.77.0.0/16", "10.77.0.1")
-    assert swarm["ADVERTISE_ADDRESS"] == "10.110.0.2"  # the droplet's private address
+    assert swarm["ADVERTISE_ADDRESS"] == "10.114.0.2"  # the droplet's private address
     assert (swarm["ETC_DIR"], swarm["STACKS_DIR"]) == (layout.ETC_DIR, layout.STACKS_DIR)
     postgres = params(run.named("host-postgres"))
     assert (postgres["SWARM_SUBNET"], postgres["SWARM_GATEWAY"]) == ("10.77.0.0/16", "10.77.0.1")

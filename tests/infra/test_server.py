@@ -7,10 +7,10 @@ import collections
 import json
 
 import pytest
-from conftest import EXISTING_PRIVATE_KEY, REGISTRY_PASSWORD, VPC_RANGE
+from conftest import EXISTING_PRIVATE_KEY, REGISTRY_PASSWORD
 
 import config
-from harness import UNKNOWN
+from harness import UNKNOWN, VPC_RANGE
 
 DO = "digitalocean:index/"
 ANYWHERE = {"0.0.0.0/0", "::/0"}
