@@ -18,10 +18,16 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 
-# Load the app in the master before forking: a configuration error stops gunicorn once with its
-# one-line message (instead of workers failing to boot in a loop), and workers share the
-# imported code's memory pages.
-preload_app = True
+
+def on_starting(server):
+    """Validate the settings in the master before any worker starts.
+
+    A configuration error then stops gunicorn once with its one-line message, instead of every
+    worker failing to boot in turn. Only the settings module is imported (not Django's apps), so
+    the master stays small: the workers load the site.
+    """
+    import config.settings  # noqa: F401
+
 
 # Swarm (and `docker stop`) sends SIGTERM and kills after 10 s by default: finish in-flight
 # requests within that.
