@@ -13,6 +13,12 @@ RUN apt-get update \
     && systemctl mask systemd-modules-load.service \
     && printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' \
        'KbdInteractiveAuthentication no' >/etc/ssh/sshd_config.d/rehearsal.conf
+# /proc/sys is read-only in a container, so Docker 26 cannot switch IPv6 off on an overlay
+# network's bridge and refuses to attach tasks; on a droplet it can. Test-box-only: tell the box's
+# dockerd (installed later by the program) to go on without it.
+RUN mkdir -p /etc/systemd/system/docker.service.d \
+    && printf '%s\n' '[Service]' 'Environment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1' \
+       >/etc/systemd/system/docker.service.d/rehearsal-box.conf
 STOPSIGNAL SIGRTMIN+3
 # The debootstrap'd root directory has mode 700 (it was a mktemp -d), and a layer cannot carry
 # a new mode for "/": without 755 no service user (dbus, postgres, www-data) can even chdir.
