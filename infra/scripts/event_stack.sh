@@ -17,6 +17,9 @@ fail() {
     "$EVENT" "$1" >&2
   docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' \
     "$SERVICE" 2>&1 | awk 'NR <= 10' >&2
+  # A task killed for failing its health check has no error above: its own output says why.
+  printf 'Last lines the tasks of %s printed:\n' "$SERVICE" >&2
+  docker service logs --no-trunc --timestamps --tail 30 "$SERVICE" >&2 2>&1 || true
   exit 1
 }
 
