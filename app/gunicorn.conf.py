@@ -13,10 +13,21 @@ from pathlib import Path
 chdir = str(Path(__file__).resolve().parent)
 wsgi_app = "config.wsgi:application"
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+def _whole_number(name: str, default: int, highest: int) -> int:
+    """A setting from the environment; a bad value stops gunicorn with one line, like the site's."""
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= highest:
+        raise SystemExit(
+            f"Configuration error: {name} must be a whole number from 1 to {highest}, got {value!r}"
+        )
+    return int(value)
+
+
+bind = f"0.0.0.0:{_whole_number('PORT', 8000, 65535)}"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "gthread"
+workers = _whole_number("GUNICORN_WORKERS", 1, 64)
+threads = _whole_number("GUNICORN_THREADS", 4, 256)
 
 
 def on_starting(server):

@@ -80,9 +80,8 @@ def test_secrets_from_files_as_swarm_mounts_them(tmp_path, test_db_name, live_db
     assert manage("showmigrations", "hits", env=env).returncode != 0
 
 
-def test_gunicorn_stops_at_start_with_the_one_line(tmp_path):
-    env = site_env(URL_PREFIX="event1/")
-    result = subprocess.run(
+def run_gunicorn(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [str(VENV_BIN / "gunicorn"), "--config", str(APP_DIR / "gunicorn.conf.py"),
          "--bind", "127.0.0.1:0"],
         env=process_env(env),
@@ -91,6 +90,10 @@ def test_gunicorn_stops_at_start_with_the_one_line(tmp_path):
         timeout=30,
         check=False,
     )  # fmt: skip
+
+
+def test_gunicorn_stops_at_start_with_the_one_line():
+    result = run_gunicorn(site_env(URL_PREFIX="event1/"))
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "Configuration error" in line]
     assert errors == [
@@ -98,6 +101,18 @@ def test_gunicorn_stops_at_start_with_the_one_line(tmp_path):
         "leading slash and no trailing slash, like /event1, got 'event1/'"
     ]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "highest"),
+    [("GUNICORN_WORKERS", "two", 64), ("GUNICORN_THREADS", "0", 256), ("PORT", "80a", 65535)],
+)
+def test_malformed_gunicorn_setting_names_it(name, value, highest):
+    result = run_gunicorn(site_env(**{name: value}))
+    assert result.returncode != 0
+    assert only_line(result.stderr) == (
+        f"Configuration error: {name} must be a whole number from 1 to {highest}, got {value!r}"
+    )
 
 
 def test_optional_settings_may_be_absent():
