@@ -20,6 +20,4 @@ RUN mkdir -p /etc/systemd/system/docker.service.d \
     && printf '%s\n' '[Service]' 'Environment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1' \
        >/etc/systemd/system/docker.service.d/rehearsal-box.conf
 STOPSIGNAL SIGRTMIN+3
-# The debootstrap'd root directory has mode 700 (it was a mktemp -d), and a layer cannot carry
-# a new mode for "/": without 755 no service user (dbus, postgres, www-data) can even chdir.
-CMD ["/bin/sh", "-c", "chmod 755 / && exec /sbin/init"]
+CMD ["/sbin/init"]

@@ -19,6 +19,9 @@ if ! docker image inspect "$DEBIAN_IMAGE" >/dev/null 2>&1; then
   root=$(mktemp -d)
   trap 'rm -rf "$root"' EXIT
   debootstrap --variant=minbase trixie "$root" "$MIRROR" >/dev/null
+  # mktemp -d made the root 700 and the tarball keeps that mode for "/", which no later layer
+  # can change: service users (postgres, www-data, the site's user) could not even chdir.
+  chmod 755 "$root"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$DEBIAN_IMAGE" >/dev/null
 fi
