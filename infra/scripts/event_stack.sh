@@ -28,6 +28,12 @@ update_status() {
     2>/dev/null || true
 }
 
+# Docker 26 (Debian 13) is the first whose `stack deploy` can wait for the rollout.
+if [[ $(docker stack deploy --help) != *--detach* ]]; then
+  log "event $EVENT: Docker $(docker version --format '{{.Server.Version}}') cannot wait for a stack rollout: use Debian 13 (Docker 26 or later) on this server"
+  exit 1
+fi
+
 # The status of an earlier update (say, a rollback) must not fail a deploy that changes nothing.
 started_before=$(update_status StartedAt)
 log "Deploying stack $EVENT (waiting up to ${DEPLOY_TIMEOUT}s)"

@@ -21,7 +21,7 @@ trap cleanup EXIT
 docker pull --quiet "$IMAGE" >/dev/null
 container=$(docker create "$IMAGE")
 mkdir "$workdir/static"
-docker cp --quiet "$container:/app/staticfiles/." "$workdir/static/"
+docker cp "$container:/app/staticfiles/." "$workdir/static/" >/dev/null
 (cd "$workdir/static" && find . -type f | LC_ALL=C sort) >"$workdir/files"
 
 cp -R "$workdir/static/." "$STATIC_DIR"
