@@ -37,7 +37,7 @@ DIGITALOCEAN_KEYS = (
     "sshAllowedCidrs",
     "sshPublicKey",
 )
-EXISTING_KEYS = ("host", "sshPort", "sshUser", "advertiseAddress")
+EXISTING_KEYS = ("host", "sshPort", "advertiseAddress")
 COMMON_KEYS = (
     "target",
     "sshPrivateKey",
@@ -61,9 +61,11 @@ SETTING_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 RESERVED_SETTINGS = frozenset(
     {
         "SECRET_KEY",
+        "SECRET_KEY_FILE",
         "DB_NAME",
         "DB_USER",
         "DB_PASSWORD",
+        "DB_PASSWORD_FILE",
         "DB_HOST",
         "DB_PORT",
         "ALLOWED_HOSTS",
@@ -126,7 +128,6 @@ class StackConfig:
     ssh_public_key: str | None
     host: str | None
     ssh_port: int
-    ssh_user: str
     ssh_private_key: pulumi.Output[str] | None
     advertise_address: str | None
     domain: str | None
@@ -524,7 +525,6 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         ssh_public_key=ssh_public_key.strip() if ssh_public_key else None,
         host=host,
         ssh_port=reader.integer("sshPort", 22, 1, 65535),
-        ssh_user=reader.text("sshUser", "root"),
         ssh_private_key=ssh_private_key,
         advertise_address=advertise_address,
         domain=domain,
@@ -535,6 +535,15 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         publish_mode=reader.one_of("publishMode", "ingress", PUBLISH_MODES),
         events=_events(reader),
     )
+    if stack.publish_mode == "host":
+        for i, event in enumerate(stack.events):
+            if event.replicas > 1:
+                reader.problem(
+                    f"events[{i}].replicas",
+                    event.replicas,
+                    "with publishMode host a port is held by one task per server:"
+                    " set replicas 1, or publishMode ingress",
+                )
     if reader.problems:
         raise ConfigError(
             f"The stack config has {len(reader.problems)} problem(s):\n"

@@ -106,14 +106,12 @@ class Host(pulumi.ComponentResource):
         after: list[pulumi.Resource] | None = None,
     ) -> remote.Command:
         """One provisioning step, run after every step declared before it."""
-        create = pulumi.Output.all(**params).apply(
-            lambda resolved: self._server.as_root(render_script(script, resolved))
-        )
+        create = pulumi.Output.all(**params).apply(lambda resolved: render_script(script, resolved))
         command = remote.Command(
             f"{self._name}-{step}",
             connection=self._server.connection,
             create=create,
-            delete=self._server.as_root(render_script(*delete)) if delete else None,
+            delete=render_script(*delete) if delete else None,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*([self._last_step] if self._last_step else []), *(after or [])],

@@ -6,7 +6,6 @@ things: how to reach it over SSH, its public address, and the address the swarm 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 import pulumi
@@ -23,6 +22,8 @@ SWARM_PORTS = (("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789"
 # errors, about 7 s) would fail the first `pulumi up`. 60 attempts of up to 10 s each wait for
 # a booting droplet; an existing host is up already, so a wrong address fails sooner.
 DIAL = {"digitalocean": (60, 10), "existing": (10, 10)}
+# Every host step installs packages and writes system files: the program logs in as root.
+SSH_USER = "root"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,6 @@ class Server(pulumi.ComponentResource):
         self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("django-swarm:index:Server", name, None, opts)
-        self.ssh_user = "root" if cfg.target == "digitalocean" else cfg.ssh_user
         self.ssh_port = 22 if cfg.target == "digitalocean" else cfg.ssh_port
         self.postgres_volume = None
         self.generated_private_key = None
@@ -68,7 +68,7 @@ class Server(pulumi.ComponentResource):
         self.connection = remote.ConnectionArgs(
             host=self.public_address,
             port=self.ssh_port,
-            user=self.ssh_user,
+            user=SSH_USER,
             private_key=private_key,
             dial_error_limit=error_limit,
             per_dial_timeout=dial_timeout,
@@ -77,16 +77,10 @@ class Server(pulumi.ComponentResource):
             {"public_address": self.public_address, "private_address": self.private_address}
         )
 
-    def as_root(self, command: str) -> str:
-        """``command`` as run by root: through ``sudo -n`` when the SSH user is not root."""
-        if self.ssh_user == "root":
-            return command
-        return f"sudo -n bash -c {shlex.quote(command)}"
-
     def ssh_command(self) -> pulumi.Output[str]:
         """The command line a person uses to log in to the server."""
         port = "" if self.ssh_port == 22 else f"-p {self.ssh_port} "
-        return self.public_address.apply(lambda address: f"ssh {port}{self.ssh_user}@{address}")
+        return self.public_address.apply(lambda address: f"ssh {port}{SSH_USER}@{address}")
 
     def _droplet(self, name: str, cfg: StackConfig) -> pulumi.Output[str]:
         """Create the droplet and its surroundings; return the SSH private key to use."""

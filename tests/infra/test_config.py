@@ -92,12 +92,7 @@ def test_defaults_for_a_minimal_config(prod_config):
 
 def test_existing_target_defaults(existing_config):
     cfg = loaded(existing_config.without("sshPort"))
-    assert (cfg.target, cfg.host, cfg.ssh_port, cfg.ssh_user) == (
-        "existing",
-        "198.51.100.7",
-        22,
-        "root",
-    )
+    assert (cfg.target, cfg.host, cfg.ssh_port) == ("existing", "198.51.100.7", 22)
     assert cfg.advertise_address is None
 
 
@@ -142,6 +137,16 @@ RULES = [
     ),
     ({"events": [{"name": "a", "path": "/a", "replicas": 0}]}, "events[0].replicas", "at least 1"),
     ({"events": [{"name": "a", "path": "/a", "port": 5432}]}, "events[0].port", "free port"),
+    (
+        {"events": [{"name": "a", "path": "/a", "replicas": 2}], "publishMode": "host"},
+        "events[0].replicas",
+        "set replicas 1, or publishMode ingress",
+    ),
+    (
+        {"events": [{"name": "a", "path": "/a", "settings": {"DB_PASSWORD_FILE": "/x"}}]},
+        "events[0].settings.DB_PASSWORD_FILE",
+        "does not set itself",
+    ),
     (
         {
             "events": [

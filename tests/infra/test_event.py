@@ -225,7 +225,11 @@ def test_without_a_domain_the_site_answers_to_the_servers_address(existing_confi
 
 
 def test_publish_mode_reaches_the_stack(existing_config: UserConfig):
-    run = existing_config.with_(publishMode="host").run()
+    one_replica_each = [
+        {"name": "event1", "path": "/event1"},
+        {"name": "event2", "path": "/event2"},
+    ]
+    run = existing_config.with_(publishMode="host", events=one_replica_each).run()
     stack = params(run.named("event1-stack").inputs["create"])
     port = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["ports"][0]
     assert port["mode"] == "host"

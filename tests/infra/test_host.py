@@ -114,13 +114,6 @@ def test_undo_steps_on_destroy_keep_the_data(prod_config):
     assert not deletes["host-packages"] and not deletes["host-volume"]
 
 
-def test_non_root_user_runs_every_step_through_sudo(existing_config):
-    run = existing_config.with_(sshUser="deploy").run()
-    for step in host_steps(run):
-        assert step.inputs["connection"]["user"] == "deploy"
-        assert step.inputs["create"].startswith("sudo -n bash -c 'set -euo pipefail\n")
-
-
 # --- The Nginx site, rendered and served by a real nginx ---------------------------------
 
 
