@@ -103,8 +103,8 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
 
 def _answers_http(url: str) -> bool:
     try:
-        requests.get(url, timeout=2)
-    except requests.ConnectionError:
+        requests.get(url, timeout=5)
+    except requests.RequestException:  # refused while starting, or a slow first answer
         return False
     return True
 
@@ -266,6 +266,18 @@ def sites(test_db_name, collected_static, work_dir) -> Iterator[Sites]:
 @pytest.fixture
 def live_db(transactional_db) -> None:
     """The test database shared with the servers; emptied after each test."""
+
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def admin_user(live_db) -> str:
+    """A superuser the servers see (committed); returns the user name."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("organiser", "organiser@example.org", ADMIN_PASSWORD)
+    return "organiser"
 
 
 POSTGRES_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))

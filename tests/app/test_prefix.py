@@ -8,14 +8,7 @@ import re
 
 import pytest
 import requests
-from django.contrib.auth import get_user_model
-
-ADMIN_PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def admin_user(live_db):
-    get_user_model().objects.create_superuser("organiser", "organiser@example.org", ADMIN_PASSWORD)
+from conftest import ADMIN_PASSWORD
 
 
 def log_in(session: requests.Session, base: str) -> requests.Response:
