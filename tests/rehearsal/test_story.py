@@ -84,10 +84,14 @@ class Story:
         return response.json()["hits"]
 
     def containers(self, event: str) -> dict[str, str]:
-        """Running task containers of the event's service: id -> image."""
+        """Running task containers of the event's service: id -> image (``name@sha256:...``).
+
+        ``docker ps`` shows a digest-pinned image by its name only; the container's own config
+        keeps the reference swarm started it from.
+        """
         out = self.box.check(
-            f"docker ps --filter label=com.docker.swarm.service.name={event}_web "
-            "--format '{{.ID}} {{.Image}}'"
+            f"ids=$(docker ps -q --filter label=com.docker.swarm.service.name={event}_web); "
+            "if [ -n \"$ids\" ]; then docker inspect --format '{{.Id}} {{.Config.Image}}' $ids; fi"
         )
         return dict(line.split() for line in out.splitlines())
 
