@@ -136,12 +136,16 @@ def free_port() -> int:
 
 
 class EchoHandler(http.server.BaseHTTPRequestHandler):
-    """A stand-in site: answers with the request's path and headers, large enough to gzip."""
+    """A stand-in site: answers with the request's path and headers, large enough to gzip.
+
+    Like Django with SECURE_SSL, it sends its own HSTS header, which must not reach the client
+    twice."""
 
     def do_GET(self):
         body = json.dumps({"path": self.path, "headers": dict(self.headers), "pad": "x" * 4096})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Strict-Transport-Security", "max-age=3600")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body.encode())
@@ -293,6 +297,7 @@ def test_tls_site_redirects_http_and_sends_hsts(serve):
         timeout=5,
     )
     assert secure.status_code == 200
+    # Exactly Nginx's header (requests would join a second one with a comma).
     assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
     assert secure.json()["headers"]["X-Forwarded-Proto"] == "https"
     assert secure.headers["Content-Encoding"] == "gzip"
