@@ -37,6 +37,18 @@ BROKEN_SETTINGS = {"GUNICORN_WORKER_CLASS": "rehearsal.broken.Worker"}
 NEXT_BASE_IMAGE = "rehearsal/python-base:next"
 PS_LOG = "/root/rehearsal-ps.log"
 ADMIN_PASSWORD = "rehearsal-admin-0123456789"
+# Run inside a site container (argv[1]: the database): connects like the site does, with the
+# role, host and password file swarm gave it; prints the role or exits with PostgreSQL's error.
+CONNECT_AS_SITE = """
+import os, sys, psycopg
+password = open("/run/secrets/db_password").read()
+try:
+    with psycopg.connect(host=os.environ["DB_HOST"], user=os.environ["DB_USER"], dbname=sys.argv[1],
+                         password=password, connect_timeout=10) as connection:
+        print(connection.execute("select current_user").fetchone()[0])
+except psycopg.OperationalError as error:
+    sys.exit(str(error))
+"""
 
 
 @dataclass
@@ -222,20 +234,25 @@ def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
     assert gateway in addresses, listening
     assert addresses <= {"127.0.0.1", "[::1]", gateway}, listening
 
-    program = story.converges[-1].program
-    password = program.named("event1-db-password").outputs["result"]
+    # From the box itself (its own address, outside the swarm subnet) even the right password
+    # is refused. The password goes on stdin, never on a command line.
+    password = story.converges[-1].program.named("event1-db-password").outputs["result"]
+    from_host = box.ssh(
+        "IFS= read -r PGPASSWORD; export PGPASSWORD; "
+        f"psql -h {gateway} -U ev_event1 -d ev_event1 -Atc 'select current_user'",
+        stdin=password + "\n",
+    )
+    assert from_host.status != 0 and "no pg_hba.conf entry" in from_host.stderr, from_host
 
-    def connect(database: str):
-        # The password goes on stdin, never on a command line.
-        return box.ssh(
-            "IFS= read -r PGPASSWORD; export PGPASSWORD; "
-            f"psql -h {gateway} -U ev_event1 -d {database} -Atc 'select current_user'",
-            stdin=password + "\n",
-        )
+    # From event1's own container, with its own secret: its database, and not event2's.
+    container = next(iter(story.containers("event1")))
 
-    own = connect("ev_event1")
+    def connect_from_event1(database: str):
+        return box.ssh(f"docker exec -i {container} python - {database}", stdin=CONNECT_AS_SITE)
+
+    own = connect_from_event1("ev_event1")
     assert own.status == 0 and own.stdout.strip() == "ev_event1", own.stderr
-    other = connect("ev_event2")
+    other = connect_from_event1("ev_event2")
     assert other.status != 0, "event1's role reached event2's database"
     assert "ev_event2" in other.stderr or "permission denied" in other.stderr, other.stderr
 
