@@ -23,5 +23,5 @@ if ! nginx -t -q 2>"$workdir/nginx-test"; then
   cat "$workdir/nginx-test" >&2
   exit 1
 fi
-systemctl reload-or-restart nginx
+reload_nginx
 log "Nginx serves $EVENT from $LOCATION_FILE"

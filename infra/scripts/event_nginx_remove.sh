@@ -6,5 +6,5 @@ set -euo pipefail
 
 rm -f "$LOCATION_FILE"
 nginx -t -q
-systemctl reload-or-restart nginx
+reload_nginx
 log "Removed $LOCATION_FILE"

@@ -24,7 +24,7 @@ install_site() {
     exit 1
   fi
   rm -f "$previous"
-  systemctl reload-or-restart nginx
+  reload_nginx
 }
 
 certificate=/etc/letsencrypt/live/$DOMAIN/fullchain.pem

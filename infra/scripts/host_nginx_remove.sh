@@ -9,5 +9,5 @@ if [[ -f /etc/nginx/sites-available/default ]]; then
   ln -sfn /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default
 fi
 nginx -t -q
-systemctl reload-or-restart nginx
+reload_nginx
 log "Nginx site removed"

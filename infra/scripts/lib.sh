@@ -35,3 +35,22 @@ replace_file() {
   install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$tmp" "$path"
   rm -f "$tmp"
 }
+
+# Reload (or start) Nginx and return once only workers running the new configuration accept
+# connections: `systemctl reload` only signals the master, and until each old worker has closed
+# its listening sockets ("is shutting down") a request may still get the previous configuration,
+# such as a 404 for a location just added. Bounded: a reload that never takes effect fails.
+reload_nginx() {
+  local old_workers pid deadline=$((SECONDS + 30))
+  old_workers=$(ps -C nginx -o pid=,args= | awk '/worker process$/ { print $1 }' || true)
+  systemctl reload-or-restart nginx
+  for pid in $old_workers; do
+    while [[ $(ps -o args= -p "$pid" || true) == *"worker process" ]]; do
+      if ((SECONDS >= deadline)); then
+        log "Nginx still runs its previous configuration 30s after a reload: journalctl -u nginx"
+        return 1
+      fi
+      sleep 0.2
+    done
+  done
+}

@@ -142,10 +142,7 @@ def test_1_first_converge_serves_two_events(story):
     story.start_ps_sampler()
     result = story.converge()
     figures.record("first converge (bare box -> 2 events)", f"{result.seconds:.0f} s")
-    # `nginx reload` returns before the new workers serve: right after `up` the new location can
-    # answer 404 for a moment (reported against event_nginx.sh). /healthz counts no hit.
-    for path in ("/event1", "/event2"):
-        wait_until_serving(story, path, timeout=15)
+    # Right after `up`, with no wait: the Nginx step returns only once the new locations serve.
     assert story.hits("/event1/") == 1
     assert story.hits("/event1/") == 2
     assert story.hits("/event2/") == 1
