@@ -38,9 +38,15 @@ docker service create --quiet --detach \
   --secret "source=$DB_PASSWORD_SECRET,target=db_password" \
   "$IMAGE" python manage.py migrate_locked >/dev/null
 
+# The job's output. Bounded: `docker service logs` can stream forever (it never ends for a task
+# from before a daemon restart).
+job_output() {
+  timeout 20 docker service logs --raw --no-trunc "$job" >&2 || true
+}
+
 fail() {
   printf 'event %s: %s; the running version keeps serving. Job output:\n' "$EVENT" "$1" >&2
-  docker service logs --raw --no-trunc "$job" >&2 || true
+  job_output
   exit 1
 }
 
@@ -56,5 +62,5 @@ while :; do
   fi
   sleep 2
 done
-docker service logs --raw --no-trunc "$job" >&2 || true
+job_output
 log "Migrations of $EVENT applied"

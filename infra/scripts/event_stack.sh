@@ -18,8 +18,9 @@ fail() {
   docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' \
     "$SERVICE" 2>&1 | awk 'NR <= 10' >&2
   # A task killed for failing its health check has no error above: its own output says why.
+  # (Bounded: `docker service logs` never ends for a task from before a daemon restart.)
   printf 'Last lines the tasks of %s printed:\n' "$SERVICE" >&2
-  docker service logs --no-trunc --timestamps --tail 30 "$SERVICE" >&2 2>&1 || true
+  timeout 20 docker service logs --no-trunc --timestamps --tail 30 "$SERVICE" >&2 2>&1 || true
   exit 1
 }
 
