@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -90,6 +91,47 @@ def test_replace_file_reports_changes_and_keeps_identical_files(tmp_path):
 def test_log_writes_to_stderr_only(tmp_path):
     result = run_lib('log "step done"', tmp_path)
     assert (result.stdout, result.stderr) == ("", "==> step done\n")
+
+
+def test_reload_nginx_returns_once_the_new_configuration_serves(tmp_path):
+    """The request right after reload_nginx gets the new configuration, every time.
+
+    A real nginx in its own PID namespace (so that ``ps`` sees only its workers); ``systemctl``
+    stands in for the unit's ExecReload.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nworker_processes 2;\n"
+        f"events {{}}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{port}; "
+        "location / { return 200 'release 0'; } } }\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\nexec nginx -c "{conf}" -s reload\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    library = (SCRIPTS_DIR / "lib.sh").read_text()
+    script = f"""set -euo pipefail
+{library}
+export PATH={bin_dir}:$PATH
+nginx -c {conf}
+for release in 1 2 3 4 5 6; do
+  sed -i "s/'release [0-9]*'/'release $release'/" {conf}
+  reload_nginx
+  curl --silent --show-error http://127.0.0.1:{port}/
+  echo
+done
+nginx -c {conf} -s quit
+"""
+    result = subprocess.run(
+        ["timeout", "120", "unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"release {n}" for n in range(1, 7)]
 
 
 PG_HBA = """local   all             postgres                                peer
