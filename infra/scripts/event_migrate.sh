@@ -33,6 +33,7 @@ docker service create --quiet --detach \
   --no-healthcheck \
   --with-registry-auth \
   --label "django-swarm.event=$EVENT" \
+  --container-label "django-swarm.event=$EVENT" \
   --env-file "$workdir/env" \
   --secret "source=$SECRET_KEY_SECRET,target=secret_key" \
   --secret "source=$DB_PASSWORD_SECRET,target=db_password" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Removes the event's swarm stack and waits (bounded) until its containers and network are gone,
-# so that its secrets can be removed next and its port is free.
+# so that its secrets can be removed next and its port is free; then the migration job's
+# leftover containers.
 # Parameters: EVENT, STACK_FILE, REMOVE_TIMEOUT.
 set -euo pipefail
 : "${EVENT:?}" "${STACK_FILE:?}" "${REMOVE_TIMEOUT:?}"
@@ -18,5 +19,9 @@ while [[ -n $(docker ps --all --quiet --filter "label=$label") ||
   fi
   sleep 1
 done
+# A daemon restart can run a finished migration job's task once more after the job was removed;
+# its exited container is the event's last trace in Docker.
+docker ps --all --quiet --filter "label=django-swarm.event=$EVENT" --filter status=exited |
+  xargs --no-run-if-empty docker rm >/dev/null
 rm -f "$STACK_FILE"
 log "Removed stack $EVENT"

@@ -447,7 +447,8 @@ def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
     assert cloud.state.resources == {}
     # The host steps' deletes ran too: no swarm, no container, Debian's default Nginx site.
     assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
-    assert box.check("docker ps -aq") == ""
+    left = box.check("docker ps -a --format '{{.Names}} {{.Image}} {{.Status}} {{.Labels}}'")
+    assert left == "", f"containers left after destroy:\n{left}"
     assert box.ssh("ls /etc/nginx/django-swarm.d/*.conf").status != 0
     assert box.ssh("test -L /etc/nginx/sites-enabled/default").status == 0
     response = requests.get(story.url("/event1/"), timeout=10)
