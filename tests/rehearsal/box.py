@@ -255,5 +255,14 @@ class Box:
         self.wait_ready(timeout=180)
 
     def remove(self) -> None:
+        """The box, its Docker volume, and this machine's copies of what was pushed to it."""
         docker("rm", "-f", "-v", self.name, check=False)
         docker("volume", "rm", "-f", self.volume, check=False)
+        names = docker("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+        pushed = [
+            name
+            for name in names
+            if name.startswith(self.registry_server + "/") and not name.endswith(":<none>")
+        ]
+        if pushed:
+            docker("rmi", "-f", *pushed, check=False)
