@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -92,12 +93,39 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def tree_digest(path: Path) -> str:
-    """Content hash of a file or of every file under a directory (names and bytes)."""
+def dockerignore_patterns(context: Path) -> list[str]:
+    """The build context's ``.dockerignore`` patterns, relative to the context."""
+    file = context / ".dockerignore"
+    if not file.is_file():
+        return []
+    patterns = []
+    for line in file.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("!"):
+            raise ReplayError(f"{file}: the rehearsal does not replay exceptions ({line!r})")
+        pattern = os.path.normpath(line.lstrip("/"))
+        patterns.append(pattern)
+        if pattern.startswith("**/"):
+            patterns.append(pattern[3:])  # `**/` also matches zero directories
+    return patterns
+
+
+def ignored(relative: Path, patterns: list[str]) -> bool:
+    """Whether a path or one of its parent directories matches a ``.dockerignore`` pattern."""
+    parts = relative.parts
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(p, pattern) for p in prefixes for pattern in patterns)
+
+
+def tree_digest(path: Path, ignore: list[str] | None = None) -> str:
+    """Content hash of a file or of every file under a directory (names and bytes), leaving out
+    the paths ``ignore`` matches (``.dockerignore`` patterns)."""
     digest = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
-        if "__pycache__" in file.parts:
+        if "__pycache__" in file.parts or (ignore and ignored(file.relative_to(path), ignore)):
             continue
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         digest.update(hashlib.sha256(file.read_bytes()).digest())
@@ -160,9 +188,12 @@ class ReplayCloud(pulumi_mocks.Mocks):
             return "", {}
         inputs = canonical(args.inputs)
         if args.typ == IMAGE:
-            # pulumi-docker diffs the build context's content, not just its path.
+            # pulumi-docker diffs the build context's content (what .dockerignore leaves of it),
+            # not just its path.
             context, dockerfile = image_paths(args.inputs)
-            inputs["contextDigest"] = tree_digest(context) + tree_digest(dockerfile)
+            inputs["contextDigest"] = tree_digest(
+                context, dockerignore_patterns(context)
+            ) + tree_digest(dockerfile)
         stored = self.state.resources.get(key)
         if stored is not None and stored.inputs == inputs and not self._forced(args.typ):
             outputs = stored.outputs

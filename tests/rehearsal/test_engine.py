@@ -9,7 +9,7 @@ import requests
 
 from tests import harness
 from tests.rehearsal.conftest import REGISTRY_USER
-from tests.rehearsal.replay import ReplayCloud, converge
+from tests.rehearsal.replay import ReplayCloud, converge, dockerignore_patterns, tree_digest
 
 TOY_DIR = harness.REPO_ROOT / "tests" / "rehearsal" / "toy_program"
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
@@ -126,3 +126,19 @@ def toy_state(tmp_path_factory):
 
 def actions_of(cloud) -> list[tuple[str, str]]:
     return [(e.key.rsplit("::", 1)[1], e.action) for e in cloud.executions]
+
+
+def test_an_image_context_digest_leaves_out_what_dockerignore_excludes(tmp_path):
+    """Like pulumi-docker: a file the build never sees does not make the image change."""
+    (tmp_path / ".dockerignore").write_text("# generated\n**/__pycache__\n*.log\nbuild/\n")
+    (tmp_path / "app.py").write_text("print('one')\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out.txt").write_text("a")
+    patterns = dockerignore_patterns(tmp_path)
+    before = tree_digest(tmp_path, patterns)
+
+    (tmp_path / "build" / "out.txt").write_text("b")
+    (tmp_path / "debug.log").write_text("noise")
+    assert tree_digest(tmp_path, patterns) == before
+    (tmp_path / "app.py").write_text("print('two')\n")
+    assert tree_digest(tmp_path, patterns) != before
