@@ -49,5 +49,9 @@ keepalive = 5
 # The heartbeat file on tmpfs: a container's overlay disk can stall it.
 worker_tmp_dir = "/dev/shm"  # noqa: S108 -- tmpfs, private to the container
 
+# gunicorn's runtime control socket would live under $HOME, which the site user does not have
+# (/nonexistent): every start logged an error. Nothing uses it.
+control_socket_disable = True
+
 accesslog = "-"
 errorlog = "-"
