@@ -236,6 +236,28 @@ class FakeCloud(pulumi_mocks.Mocks):
         return {}, None
 
 
+def _forget_copies_of(error: BaseException) -> None:
+    """Keep asyncio from printing ``error`` again for every resource that was waiting on it.
+
+    When one resource fails, Pulumi's runtime re-raises the same exception in the futures of
+    everything that depended on it; only the first is awaited, and the others would each be
+    logged at garbage collection as "Future exception was never retrieved", long after the test
+    that expected the failure has reported it. Any other unretrieved exception is still logged.
+    """
+    loop = _ensure_event_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop, context):
+        if context.get("exception") is error:
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 def stack_config(values: Mapping[str, Any]) -> dict[str, str]:
     """``pulumi config set`` equivalents: project-qualified keys, objects as JSON text."""
     return {
@@ -280,7 +302,11 @@ def run_program(
         runpy.run_path(str(INFRA_DIR), run_name="__main__")
         return resolve_exports()
 
-    _sync_await(run_pulumi_func(program))
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:
+        _forget_copies_of(error)
+        raise
     return ProgramRun(
         resources=list(monitor.recorded), exports=exports, secret_exports=secret_exports
     )
