@@ -72,7 +72,7 @@ class EventSite(pulumi.ComponentResource):
         super().__init__("django-swarm:index:EventSite", name, None, opts)
         event, stack = args.event, args.stack
         database = layout.database_name(event.name)
-        event_dir = f"{layout.STATIC_ROOT}/{event.name}"
+        event_dir = layout.event_dir(event.name)
         public_host = pulumi.Output.from_input(stack.domain or args.public_address)
 
         def step(suffix: str, depends_on: list[pulumi.Resource], **kwargs) -> remote.Command:

@@ -11,9 +11,14 @@ NGINX_SITE_ENABLED = "/etc/nginx/sites-enabled/django-swarm"
 NGINX_LOCATIONS_DIR = "/etc/nginx/django-swarm.d"
 
 
+def event_dir(event: str) -> str:
+    """Everything of ``event`` under STATIC_ROOT: its static files and their release records."""
+    return f"{STATIC_ROOT}/{event}"
+
+
 def static_dir(event: str) -> str:
     """Directory Nginx serves as ``<path>/static/`` for ``event`` (trailing slash on purpose)."""
-    return f"{STATIC_ROOT}/{event}/static/"
+    return f"{event_dir(event)}/static/"
 
 
 def nginx_location_file(event: str) -> str:
