@@ -6,6 +6,8 @@ the tests check the configuration the README tells people to start from.
 
 from __future__ import annotations
 
+import shlex
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ for path in (REPO_ROOT / "tests", REPO_ROOT / "infra"):
         sys.path.insert(0, str(path))
 
 from harness import PROJECT, FakeCloud, ProgramRun, run_program  # noqa: E402
+from remote_script import LIBRARY, script_text  # noqa: E402
 
 # Distinctive secret values: any of them found outside a secret input or output is a leak.
 REGISTRY_PASSWORD = "ghp_REGISTRY-PASSWORD-must-not-leak"
@@ -86,3 +89,17 @@ def existing_config() -> UserConfig:
         .with_secret("registryPassword", REGISTRY_PASSWORD)
         .with_secret("sshPrivateKey", EXISTING_PRIVATE_KEY)
     )
+
+
+def script_params(command: str) -> dict[str, str]:
+    """The ``NAME='value'`` assignments render_script put before lib.sh and the script body."""
+    prefix = command.split(script_text(LIBRARY), 1)[0]
+    assignments = shlex.split(prefix.removeprefix("set -euo pipefail\n"))
+    return dict(assignment.split("=", 1) for assignment in assignments)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

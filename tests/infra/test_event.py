@@ -6,15 +6,15 @@ from __future__ import annotations
 import base64
 import itertools
 import re
-import shlex
 
 import pytest
 import yaml
 from conftest import UserConfig
+from conftest import script_params as params
 
 import layout
 from harness import UNKNOWN, ProgramRun
-from remote_script import LIBRARY, script_text
+from remote_script import script_text
 
 COMMAND = "command:remote:Command"
 IMAGE = "docker:index/image:Image"
@@ -26,16 +26,6 @@ PROD_EVENTS = ("spring-hackathon", "autumn-hackathon")
 @pytest.fixture(params=[False, True], ids=["up", "preview"])
 def preview(request) -> bool:
     return request.param
-
-
-def params(command: str) -> dict[str, str]:
-    """The ``NAME='value'`` assignments that remote_script.render_script put before the body."""
-    found = {}
-    for line in shlex.split(command.split(script_text(LIBRARY), 1)[0], posix=True):
-        name, sep, value = line.partition("=")
-        if sep and name.isupper():
-            found[name] = value
-    return found
 
 
 def ancestors(run: ProgramRun, name: str) -> set[str]:

@@ -8,14 +8,13 @@ import gzip
 import http.server
 import itertools
 import json
-import shlex
-import socket
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 import requests
+from conftest import free_port, script_params
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +23,6 @@ from cryptography.x509.oid import NameOID
 import layout
 import render_host
 from harness import UNKNOWN
-from remote_script import LIBRARY, script_text
 
 COMMAND = "command:remote:Command"
 STEPS_WITH_VOLUME = ["wait-ready", "packages", "volume", "swarm", "postgres", "nginx"]
@@ -36,10 +34,7 @@ def host_steps(run):
 
 
 def params(step) -> dict[str, str]:
-    """The NAME='value' assignments render_script put before lib.sh and the script body."""
-    prefix = step.inputs["create"].split(script_text(LIBRARY))[0]
-    assignments = shlex.split(prefix.removeprefix("set -euo pipefail\n"))
-    return dict(assignment.split("=", 1) for assignment in assignments)
+    return script_params(step.inputs["create"])
 
 
 @pytest.mark.parametrize("preview", [False, True])
@@ -127,12 +122,6 @@ def test_site_includes_the_event_locations_in_the_serving_server_only():
     assert include not in redirect and "return 301 https://$host$request_uri;" in redirect
     assert include in https and "Strict-Transport-Security" in https
     assert "/etc/letsencrypt/live/ieee.example.org/fullchain.pem" in https
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EchoHandler(http.server.BaseHTTPRequestHandler):

@@ -15,6 +15,7 @@ from threading import Thread
 
 import pytest
 import yaml
+from conftest import free_port
 
 import layout
 import render_event
@@ -150,12 +151,6 @@ def test_nginx_location_refuses_an_alias_without_trailing_slash():
 
 
 # --- The locations in a real Nginx, included by the real site (render_host.nginx_site) ---
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EchoHandler(BaseHTTPRequestHandler):

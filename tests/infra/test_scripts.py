@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from test_host import host_steps, params
 
 from remote_script import SCRIPTS_DIR
@@ -99,9 +99,7 @@ def test_reload_nginx_returns_once_the_new_configuration_serves(tmp_path):
     A real nginx in its own PID namespace (so that ``ps`` sees only its workers); ``systemctl``
     stands in for the unit's ExecReload.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nworker_processes 2;\n"
