@@ -3,22 +3,16 @@ install, checked with a real nginx serving real requests."""
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import http.server
 import itertools
 import json
-import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port, script_params
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from conftest import script_params
+from real_nginx import RealNginx
 
 import layout
 import render_host
@@ -154,83 +148,17 @@ def backend():
     server.shutdown()
 
 
-def self_signed(directory: Path, domain: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "privkey.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-class RunningNginx:
-    """The rendered site under a real nginx, moved to loopback ports and a temp directory."""
-
-    def __init__(self, tmp: Path, site: str, backend_port: int, domain: str | None):
-        self.http_port, self.https_port = free_port(), free_port()
-        locations = tmp / "locations"
-        locations.mkdir()
-        (locations / "event1.conf").write_text(
-            f"location /event1/ {{\n    proxy_pass http://127.0.0.1:{backend_port};\n}}\n"
-        )
-        site = (
-            site.replace("listen 80 ", f"listen 127.0.0.1:{self.http_port} ")
-            .replace("listen 443 ", f"listen 127.0.0.1:{self.https_port} ")
-            .replace(layout.NGINX_LOCATIONS_DIR, str(locations))
-        )
-        if domain:
-            certs = tmp / "certs"
-            certs.mkdir()
-            self_signed(certs, domain)
-            site = site.replace(f"/etc/letsencrypt/live/{domain}", str(certs))
-        (tmp / "site.conf").write_text(site)
-        temp_paths = "\n".join(
-            f"    {kind}_temp_path {tmp}/{kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (tmp / "nginx.conf").write_text(
-            f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{}}\nhttp {{\n"
-            f"    access_log off;\n{temp_paths}\n    include {tmp}/site.conf;\n}}\n"
-        )
-        self.command = [
-            "nginx",
-            "-p",
-            str(tmp),
-            "-c",
-            str(tmp / "nginx.conf"),
-            "-e",
-            str(tmp / "error.log"),
-        ]
-        subprocess.run([*self.command, "-t", "-q"], check=True)
-        subprocess.run(self.command, check=True)
-        self.tmp = tmp
-
-    def stop(self):
-        subprocess.run([*self.command, "-s", "stop"], check=True)
-
-
 @pytest.fixture
 def serve(tmp_path, backend):
     started = []
 
-    def start(domain: str | None, tls: bool) -> RunningNginx:
-        nginx = RunningNginx(
-            tmp_path, render_host.nginx_site(domain, tls), backend, domain if tls else None
+    def start(domain: str | None, tls: bool) -> RealNginx:
+        location = f"location /event1/ {{\n    proxy_pass http://127.0.0.1:{backend};\n}}\n"
+        nginx = RealNginx(
+            tmp_path,
+            render_host.nginx_site(domain, tls),
+            {"event1": location},
+            domain if tls else None,
         )
         started.append(nginx)
         return nginx

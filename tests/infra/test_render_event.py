@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,9 +12,8 @@ from threading import Thread
 
 import pytest
 import yaml
-from conftest import free_port
+from real_nginx import RealNginx
 
-import layout
 import render_event
 import render_host
 from render_event import SiteSpec
@@ -184,60 +180,19 @@ def echo_sites() -> Iterator[dict[str, int]]:
 @pytest.fixture
 def nginx(tmp_path: Path, echo_sites: dict[str, int]) -> Iterator[tuple[int, Path]]:
     """Nginx on a loopback port serving event1 (/event1) and event2 (/2025/event2)."""
-    locations = tmp_path / "locations"
-    locations.mkdir()
+    locations = {}
     static_root = tmp_path / "srv"
     for event, path, site in (("event1", "/event1", "e1"), ("event2", "/2025/event2", "e2")):
         static_dir = static_root / event / "static"
         static_dir.mkdir(parents=True)
         (static_dir / "site.css").write_text(f"body {{}} /* {event} */\n")
         (static_root / event / "secret.txt").write_text(f"{event} private file\n")
-        (locations / f"{event}.conf").write_text(
-            render_event.nginx_location(event, path, echo_sites[site], f"{static_dir}/")
+        locations[event] = render_event.nginx_location(
+            event, path, echo_sites[site], f"{static_dir}/"
         )
-    port = free_port()
-    site = render_host.nginx_site(None, tls=False)
-    listen = "listen 80 default_server;"
-    assert listen in site and layout.NGINX_LOCATIONS_DIR in site
-    site = site.replace(listen, f"listen 127.0.0.1:{port} default_server;").replace(
-        layout.NGINX_LOCATIONS_DIR, str(locations)
-    )
-    temp = {name: tmp_path / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"""
-# pytest's temporary directories are private to root.
-user root root;
-worker_processes 1;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log;
-events {{}}
-http {{
-    include /etc/nginx/mime.types;
-    access_log off;
-    {"".join(f"{name}_temp_path {path};" for name, path in temp.items())}
-{site}
-}}
-"""
-    )
-    subprocess.run(["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(conf)], check=True)
-    process = subprocess.Popen(
-        ["nginx", "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"nginx did not start: {process.communicate()[1].decode()}")
-            time.sleep(0.05)
-    yield port, tmp_path
-    process.terminate()
-    process.wait(timeout=10)
+    server = RealNginx(tmp_path, render_host.nginx_site(None, tls=False), locations)
+    yield server.http_port, tmp_path
+    server.stop()
 
 
 def get(port: int, path: str, host: str = "ieee.example.org") -> tuple[int, dict, bytes]:
