@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,6 +127,8 @@ class Gunicorn:
     proc: subprocess.Popen
     port: int
     log: Path
+    # Cleared, the output pipe is no longer read: a log reader that falls behind, as Docker's can.
+    output_read: threading.Event
 
     @property
     def url(self) -> str:
@@ -137,31 +140,48 @@ def gunicorn(settings: dict[str, str], log_dir: Path) -> Iterator[Gunicorn]:
     """Start gunicorn with the production config file and wait until it answers HTTP."""
     port = free_port()
     log = log_dir / f"gunicorn-{port}.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "gunicorn"),
-                "--config",
-                str(APP_DIR / "gunicorn.conf.py"),
-                # Loopback only on the test machine; the image binds 0.0.0.0:$PORT.
-                "--bind",
-                f"127.0.0.1:{port}",
-            ],
-            env=process_env(settings),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = Gunicorn(proc, port, log)
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "--config",
+            str(APP_DIR / "gunicorn.conf.py"),
+            # Loopback only on the test machine; the image binds 0.0.0.0:$PORT.
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        env=process_env(settings),
+        # Output goes through a pipe, as it does to Docker's log driver, and on into the file.
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output_read = threading.Event()
+    output_read.set()
+    copier = threading.Thread(
+        target=_copy_output, args=(proc.stdout, log, output_read), daemon=True
+    )
+    copier.start()
+    server = Gunicorn(proc, port, log, output_read)
     try:
         wait_for(
             lambda: proc.poll() is not None or _answers_http(server.url + "/healthz"),
             timeout=30,
             what=f"gunicorn on port {port}",
         )
-        assert proc.poll() is None, f"gunicorn exited:\n{log.read_text()}"
+        if proc.poll() is not None:
+            copier.join(timeout=10)
+            raise AssertionError(f"gunicorn exited:\n{log.read_text()}")
         yield server
     finally:
+        output_read.set()
         stop_process(proc)
+        copier.join(timeout=10)
+
+
+def _copy_output(pipe, log: Path, output_read: threading.Event) -> None:
+    with pipe, log.open("wb") as log_file:
+        while output_read.wait() and (chunk := pipe.read1(65536)):
+            log_file.write(chunk)
+            log_file.flush()
 
 
 @pytest.fixture(scope="session")
