@@ -57,6 +57,34 @@ def test_admin_login_round_trip(sites, admin_user, prefix, cookie_prefix):
         assert f'action="{prefix}/admin/logout/"' in index.text
 
 
+def test_admin_form_saves_and_shows_its_message_without_another_cookie(sites, admin_user):
+    base = f"{sites.base_url}/event1"
+    with requests.Session() as browser:
+        assert log_in(browser, base).status_code == 302
+        form = browser.get(f"{base}/admin/hits/counter/add/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        saved = browser.post(
+            f"{base}/admin/hits/counter/add/",
+            data={"csrfmiddlewaretoken": token, "name": "workshop", "hits": "7"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert saved.status_code == 302, saved.text[:500]
+        assert saved.headers["Location"] == "/event1/admin/hits/counter/"
+
+        # The "added successfully" message travels in the session, not in a cookie of its own.
+        assert {cookie.name for cookie in browser.cookies} == {
+            "event1_sessionid",
+            "event1_csrftoken",
+        }
+        listing = browser.get(f"{base}/admin/hits/counter/", timeout=10)
+        assert "was added successfully" in listing.text
+        assert ">workshop</a>" in listing.text
+        # Shown once, then gone.
+        again = browser.get(f"{base}/admin/hits/counter/", timeout=10)
+        assert "was added successfully" not in again.text
+
+
 @pytest.mark.parametrize("prefix", ["/event1", ""])
 def test_static_files_have_hashed_names_under_the_prefix_and_are_served(sites, live_db, prefix):
     page = requests.get(f"{sites.base_url}{prefix}/admin/login/", timeout=10)
