@@ -9,6 +9,7 @@ event's prefix as production does.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -89,6 +90,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def form_csrf_token(page_text: str) -> str:
+    """The CSRF token of the first form on a Django page, as a browser would post it back."""
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page_text).group(1)
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.2):

@@ -8,14 +8,14 @@ import re
 
 import pytest
 import requests
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, form_csrf_token
 
 
 def log_in(session: requests.Session, base: str) -> requests.Response:
     """The admin login round trip a browser does: form with CSRF token, POST, redirect."""
     form = session.get(f"{base}/admin/login/?next={base_path(base)}/admin/", timeout=10)
     assert form.status_code == 200
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    token = form_csrf_token(form.text)
     return session.post(
         f"{base}/admin/login/?next={base_path(base)}/admin/",
         data={
@@ -62,7 +62,7 @@ def test_admin_form_saves_and_shows_its_message_without_another_cookie(sites, ad
     with requests.Session() as browser:
         assert log_in(browser, base).status_code == 302
         form = browser.get(f"{base}/admin/hits/counter/add/", timeout=10)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        token = form_csrf_token(form.text)
         saved = browser.post(
             f"{base}/admin/hits/counter/add/",
             data={"csrfmiddlewaretoken": token, "name": "workshop", "hits": "7"},

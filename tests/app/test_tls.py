@@ -1,10 +1,8 @@
 """With TLS on (SECURE_SSL=1), Django trusts Nginx's X-Forwarded-Proto and acts on it."""
 
-import re
-
 import pytest
 import requests
-from conftest import ADMIN_PASSWORD, gunicorn, site_env
+from conftest import ADMIN_PASSWORD, form_csrf_token, gunicorn, site_env
 
 FROM_NGINX_OVER_TLS = {"X-Forwarded-Proto": "https", "Host": "example.org"}
 
@@ -46,7 +44,7 @@ def test_forwarded_https_is_secure_with_hsts_and_secure_cookies(tls_site):
 def test_login_post_is_accepted_only_from_the_public_domain(tls_site, origin, status):
     with requests.Session() as browser:
         form = browser.get(f"{tls_site.url}/admin/login/", headers=FROM_NGINX_OVER_TLS, timeout=10)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        token = form_csrf_token(form.text)
         cookie = form.headers["Set-Cookie"].split(";")[0]
         # Nginx may pass an internal Host; the browser's Origin is the public domain.
         login = requests.post(
