@@ -87,14 +87,15 @@ TEMPLATES = [
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "config.postgresql",
         "NAME": env.text("DB_NAME"),
         "USER": env.text("DB_USER"),
         "PASSWORD": env.text("DB_PASSWORD", secret=True),
         "HOST": env.text("DB_HOST"),
         "PORT": env.port("DB_PORT", default=5432),
         # Persistent connections (one per gunicorn thread) save a connect per request; the health
-        # check before reuse drops connections a database restart has broken.
+        # check before reuse drops connections a database restart has broken (our backend makes
+        # it a look at the socket instead of a `SELECT 1`).
         "CONN_MAX_AGE": 300,
         "CONN_HEALTH_CHECKS": True,
         # A database that is down answers 503 quickly instead of holding every thread.

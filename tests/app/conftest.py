@@ -325,9 +325,23 @@ class PrivatePostgres:
             capture_output=True,
         )  # fmt: skip
 
+    @property
+    def log(self) -> Path:
+        return self.data_dir.parent / "postgres.log"
+
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir.parent}"
-        self.pg_ctl("-o", options, "-l", str(self.data_dir.parent / "postgres.log"), "start")
+        self.pg_ctl("-o", options, "-l", str(self.log), "start")
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            password=self.password,
+            dbname="postgres",
+            autocommit=True,
+        )
 
     def stop(self) -> None:
         self.pg_ctl("-m", "fast", "stop")

@@ -81,6 +81,42 @@ def test_database_restart_gives_503_then_recovers_by_itself(private_postgres, wo
         assert requests.get(f"{site.url}/healthz", timeout=15).status_code == 200
 
 
+def test_a_kept_connection_is_checked_without_a_round_trip(private_postgres, work_dir):
+    """A visit on a kept connection sends the server its one statement and no `SELECT 1` first,
+    yet a connection the server dropped is still replaced before a visit uses it."""
+    settings = private_postgres.site_settings(URL_PREFIX="/event1")
+    migrated = manage("migrate_locked", env=settings)
+    assert migrated.returncode == 0, migrated.stderr
+    with private_postgres.connect() as admin:
+        admin.execute("ALTER SYSTEM SET log_statement = 'all'")
+        admin.execute("SELECT pg_reload_conf()")
+    with gunicorn(settings, work_dir) as site:
+
+        def visits(count: int) -> list[int]:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                responses = list(
+                    pool.map(lambda _: requests.get(f"{site.url}/", timeout=15), range(count))
+                )
+            return [r.status_code for r in responses]
+
+        # Every gunicorn thread opens its persistent connection.
+        assert visits(16) == [200] * 16
+        logged_before = len(private_postgres.log.read_text())
+        assert visits(40) == [200] * 40
+        statements = private_postgres.log.read_text()[logged_before:]
+        assert statements.count("INSERT INTO") == 40
+        assert "SELECT 1" not in statements
+
+        # Dropped by the server while idle (no restart): no visit may land on a dead connection.
+        with private_postgres.connect() as admin:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        assert dropped >= 1
+        assert visits(16) == [200] * 16
+
+
 def test_migrate_locked_waits_for_the_lock_with_a_clear_error(test_db_name, live_db):
     env = site_env(DB_NAME=test_db_name)
     with connect_test_db(test_db_name) as holder:
