@@ -1,17 +1,18 @@
 import sys
 
 from django.http import JsonResponse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from hits.middleware import UNAVAILABLE_ERRORS, database_unavailable
 from hits.models import record_hit
 
 
-@never_cache
 @require_GET
 def index(request):
-    return JsonResponse({"hits": record_hit()})
+    response = JsonResponse({"hits": record_hit()})
+    # Each answer is one visit's own number: no browser or proxy may keep it or answer with it.
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def server_error(request):

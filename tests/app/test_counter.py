@@ -16,6 +16,8 @@ def test_first_visit_is_one_then_two(sites, live_db):
     assert first.status_code == 200
     assert first.headers["Content-Type"] == "application/json"
     assert first.json() == {"hits": 1}
+    # Each answer is one visit's number: a browser or proxy that kept it would hide visits.
+    assert "no-store" in first.headers["Cache-Control"].split(", ")
     assert requests.get(url, timeout=10).json() == {"hits": 2}
 
 
