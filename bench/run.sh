@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of one event site, on loopback only:
-#   private PostgreSQL  <-  gunicorn (app/gunicorn.conf.py, production defaults)  <-  Nginx
-#   stripping /bench  <-  wrk driving GET /bench/ for a fixed time at a fixed concurrency,
-# then pgbench running the site's own increment statement on the same server as the ceiling.
-# Prints req/s, p50/p99 latency, lost hits (must be 0), gunicorn memory and the ratio
-# req/s / pgbench tps. Run as root from anywhere (needs .venv, PostgreSQL binaries, nginx, wrk):
+#   private PostgreSQL  <-  gunicorn in the site's image (app/Dockerfile, production defaults)
+#   <-  Nginx stripping /bench  <-  wrk driving GET /bench/ for a fixed time at a fixed
+# concurrency, then pgbench running the site's own increment statement on the same server as the
+# ceiling. Prints req/s, p50/p99 latency, lost hits (must be 0), gunicorn memory and the ratio
+# req/s / pgbench tps. Run as root from anywhere (needs Docker, .venv, PostgreSQL binaries, nginx,
+# wrk):
 #   bash bench/run.sh            DURATION=30 CONNECTIONS=64 bash bench/run.sh
+# The image is built from app/ with BASE_IMAGE as its base (the Dockerfile's default when unset;
+# machines that cannot pull from Docker Hub use the one tests/setup_machine.sh builds):
+#   BASE_IMAGE=django-swarm/python-base:trixie bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,6 +18,7 @@ CONNECTIONS=${CONNECTIONS:-32}    # concurrent HTTP connections (wrk)
 WRK_THREADS=${WRK_THREADS:-2}
 PREFIX=/bench
 PYTHON=$PWD/.venv/bin/python
+IMAGE=django-swarm/app:bench
 
 log() { printf '==> %s\n' "$*" >&2; }
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -23,8 +28,10 @@ work=$(mktemp -d /tmp/app-bench.XXXXXX)
 chmod 755 "$work"
 chown postgres: "$work"
 pids=()
+container=
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [[ -n $container ]]; then docker rm -f "$container" >/dev/null 2>&1 || true; fi
   runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -48,16 +55,34 @@ printf '127.0.0.1:%s:postgres:postgres:%s\n' "$pg_port" "$(cat "$work/db_passwor
 chmod 600 "$work/pgpass"
 export PGPASSFILE=$work/pgpass
 
-export SECRET_KEY_FILE=$work/secret_key DB_PASSWORD_FILE=$work/db_password
-export DB_NAME=postgres DB_USER=postgres DB_HOST=127.0.0.1 DB_PORT=$pg_port
-export ALLOWED_HOSTS=127.0.0.1,localhost URL_PREFIX=$PREFIX
-"$PYTHON" app/manage.py migrate_locked --verbosity 0
+log "Building the site's image (app/Dockerfile${BASE_IMAGE:+, BASE_IMAGE=$BASE_IMAGE}) as $IMAGE"
+if ! docker build -q ${BASE_IMAGE:+--build-arg "BASE_IMAGE=$BASE_IMAGE"} -t "$IMAGE" app \
+  >/dev/null 2>"$work/build.log"; then
+  cat "$work/build.log" >&2
+  exit 1
+fi
 
-log "gunicorn (app/gunicorn.conf.py: ${GUNICORN_WORKER_CLASS:-gthread}, workers=${GUNICORN_WORKERS:-1}, threads=${GUNICORN_THREADS:-4}) on 127.0.0.1:${app_port}"
-.venv/bin/gunicorn --config app/gunicorn.conf.py --bind "127.0.0.1:${app_port}" \
-  >"$work/access.log" 2>"$work/gunicorn.log" &
-gunicorn_pid=$!
-pids+=("$gunicorn_pid")
+# The site reads its secrets from files, as from swarm secrets; the site's user (uid 10001) owns
+# them. The container shares the host's network to reach PostgreSQL and binds loopback only.
+mkdir -m 700 "$work/secrets"
+cp "$work/secret_key" "$work/db_password" "$work/secrets/"
+chown -R 10001 "$work/secrets"
+site_env=(-e SECRET_KEY_FILE=/run/secrets/secret_key -e DB_PASSWORD_FILE=/run/secrets/db_password
+  -e DB_NAME=postgres -e DB_USER=postgres -e DB_HOST=127.0.0.1 -e "DB_PORT=$pg_port"
+  -e "ALLOWED_HOSTS=127.0.0.1,localhost" -e "URL_PREFIX=$PREFIX")
+for name in GUNICORN_WORKER_CLASS GUNICORN_WORKERS GUNICORN_THREADS; do
+  if [[ -n ${!name:-} ]]; then site_env+=(-e "$name=${!name}"); fi
+done
+docker run --rm --network host -v "$work/secrets:/run/secrets:ro" "${site_env[@]}" "$IMAGE" \
+  python manage.py migrate_locked --verbosity 0
+
+log "gunicorn in $IMAGE (gunicorn.conf.py: ${GUNICORN_WORKER_CLASS:-gthread}, workers=${GUNICORN_WORKERS:-1}, threads=${GUNICORN_THREADS:-4}) on 127.0.0.1:${app_port}"
+container=$(docker run -d --network host -v "$work/secrets:/run/secrets:ro" "${site_env[@]}" \
+  "$IMAGE" gunicorn --config /app/gunicorn.conf.py --bind "127.0.0.1:${app_port}")
+# gunicorn's master is the container's first process; its host PID is what /proc knows.
+gunicorn_pid=$(docker inspect -f '{{.State.Pid}}' "$container")
+# Each access line, as Docker's log driver keeps it (stdout only: gunicorn's own log is stderr).
+answered_visits() { docker logs "$container" 2>/dev/null | grep -c '"GET / HTTP/1.[01]" 200' || true; }
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF
@@ -94,7 +119,10 @@ for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "${url}healthz" 2>/dev/null && break
   sleep 0.2
 done
-curl -fsS -o /dev/null "${url}healthz"
+if ! curl -fsS -o /dev/null "${url}healthz"; then
+  docker logs "$container" >&2
+  exit 1
+fi
 
 log "Warm-up, then wrk: ${CONNECTIONS} connections, ${WRK_THREADS} threads, ${DURATION} s on GET ${PREFIX}/"
 wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 3s "$url" >/dev/null
@@ -106,12 +134,12 @@ gunicorn_cpu_ticks() {
   for pid in $gunicorn_pid $gunicorn_pids; do cut -d ' ' -f 14,15 "/proc/$pid/stat"; done |
     awk '{t+=$1+$2} END {print t}'
 }
-answered_before=$(grep -c '"GET / HTTP/1.[01]" 200' "$work/access.log" || true)
+answered_before=$(answered_visits)
 ticks_before=$(gunicorn_cpu_ticks)
 wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$url" >"$work/wrk.txt"
 sleep 1 # requests wrk abandoned at the deadline still finish on the server
 cpu_ms_per_request=$(awk -v t="$(($(gunicorn_cpu_ticks) - ticks_before))" -v hz="$(getconf CLK_TCK)" \
-  -v n="$(($(grep -c '"GET / HTTP/1.[01]" 200' "$work/access.log") - answered_before))" \
+  -v n="$(($(answered_visits) - answered_before))" \
   'BEGIN {printf "%.3f", t * 1000 / hz / n}')
 read -r rss_kb pss_kb < <(
   for pid in $gunicorn_pid $gunicorn_pids; do
@@ -121,7 +149,7 @@ read -r rss_kb pss_kb < <(
 
 count=$("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -Atc \
   "SELECT hits FROM hits_counter WHERE name = 'site'")
-answered=$(grep -c '"GET / HTTP/1.[01]" 200' "$work/access.log" || true)
+answered=$(answered_visits)
 
 cat >"$work/increment.sql" <<'EOF'
 INSERT INTO hits_counter (name, hits) VALUES ('pgbench', 1) ON CONFLICT (name) DO UPDATE SET hits = hits_counter.hits + 1 RETURNING hits;
