@@ -5,11 +5,12 @@ reuses a persistent connection: for the counter, one database round trip for eac
 its one statement. Between requests, an idle connection that is still good has nothing to read.
 One the server has dropped (a restart, pg_terminate_backend) has its error message or end-of-file
 waiting in the socket. So a zero-timeout poll of the socket answers "still good" without asking the
-server, and only when something is waiting does Django's own check run (it then fails and the
-connection is replaced before the request uses it).
+server. Only when something is waiting does Django's own check run: it fails on a dropped
+connection, which is then replaced before the request uses it, and costs the usual round trip on
+the rare good one with a message waiting.
 
-A server that vanishes without closing its side (a host lost power) sends nothing, so neither check
-notices it before the request's query times out in the same way.
+A server that vanishes without closing its side (its host lost power) sends nothing: the poll
+misses it, and Django's `SELECT 1` would wait on it just as long as the request's own query does.
 """
 
 import select
