@@ -25,6 +25,12 @@ def assert_unavailable(response: requests.Response) -> None:
     assert response.json() == {"error": "database unavailable"}
 
 
+def concurrent_visits(url: str, count: int) -> list[requests.Response]:
+    """``count`` visits from 8 clients at once: more than gunicorn's threads, so each gets work."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda _: requests.get(url, timeout=15), range(count)))
+
+
 def test_health_is_ok_with_the_database_and_is_not_a_visit(sites, live_db):
     for _ in range(3):
         health = requests.get(f"{sites.base_url}/event1/healthz", timeout=10)
@@ -60,22 +66,16 @@ def test_database_restart_gives_503_then_recovers_by_itself(private_postgres, wo
     migrated = manage("migrate_locked", env=settings)
     assert migrated.returncode == 0, migrated.stderr
     with gunicorn(settings, work_dir) as site:
-
-        def visit(_: int) -> requests.Response:
-            return requests.get(f"{site.url}/", timeout=15)
-
         # Every gunicorn thread opens its persistent connection.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            assert all(r.status_code == 200 for r in pool.map(visit, range(16)))
+        assert all(r.status_code == 200 for r in concurrent_visits(f"{site.url}/", 16))
 
         private_postgres.stop()
-        assert_unavailable(visit(0))
+        assert_unavailable(requests.get(f"{site.url}/", timeout=15))
         assert_unavailable(requests.get(f"{site.url}/healthz", timeout=15))
 
         private_postgres.start()
         # No stale connection survives the restart: every thread answers again at once.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            after = list(pool.map(visit, range(16)))
+        after = concurrent_visits(f"{site.url}/", 16)
         assert [r.status_code for r in after] == [200] * 16
         assert max(r.json()["hits"] for r in after) == 32
         assert requests.get(f"{site.url}/healthz", timeout=15).status_code == 200
@@ -93,11 +93,7 @@ def test_a_kept_connection_is_checked_without_a_round_trip(private_postgres, wor
     with gunicorn(settings, work_dir) as site:
 
         def visits(count: int) -> list[int]:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                responses = list(
-                    pool.map(lambda _: requests.get(f"{site.url}/", timeout=15), range(count))
-                )
-            return [r.status_code for r in responses]
+            return [r.status_code for r in concurrent_visits(f"{site.url}/", count)]
 
         # Every gunicorn thread opens its persistent connection.
         assert visits(16) == [200] * 16
