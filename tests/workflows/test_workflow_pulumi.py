@@ -14,6 +14,9 @@ PULUMI = load_workflow("pulumi")
 JOBS = PULUMI["jobs"]
 STACK = "prod"
 ENVIRONMENT = "production"
+PREVIEW_ENVIRONMENT = "preview"
+# Environments whose runs wait for a reviewer (README, "GitHub workflows": Required reviewers).
+GATED_ENVIRONMENTS = {ENVIRONMENT, PREVIEW_ENVIRONMENT}
 COMMAND_OF_JOB = {"preview": "preview", "up": "up", "destroy": "destroy"}
 REPOSITORY = "ieee-branch/django-swarm"
 # The values given to the Pulumi step, all from secrets or variables of the same name.
@@ -119,7 +122,51 @@ def test_permissions():
 def test_up_and_destroy_wait_for_the_production_environment():
     assert JOBS["up"]["environment"] == ENVIRONMENT
     assert JOBS["destroy"]["environment"] == ENVIRONMENT
-    assert "environment" not in JOBS["preview"]
+
+
+def test_the_preview_runs_in_its_own_environment():
+    assert JOBS["preview"]["environment"] == PREVIEW_ENVIRONMENT
+
+
+def secrets_read_by(job) -> set[str]:
+    """Names of the secrets a job's text refers to (``secrets.NAME``), but the run's own token."""
+    return set(re.findall(r"\bsecrets\.(\w+)", yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+
+
+@pytest.mark.parametrize("workflow_name", ["pulumi", "checks"])
+def test_no_job_reads_a_secret_without_an_approval_gate(workflow_name):
+    # Credentials are environment secrets (README) and both environments have required
+    # reviewers: a job that names no environment, or another one, would read a repository
+    # secret, which no reviewer guards.
+    for job_id, job in load_workflow(workflow_name)["jobs"].items():
+        if secrets_read_by(job):
+            assert job.get("environment") in GATED_ENVIRONMENTS, (workflow_name, job_id)
+
+
+@pytest.mark.parametrize("event", ["pull_request", "push", "workflow_dispatch"])
+def test_code_from_a_pull_request_never_reaches_the_production_environment(event):
+    # Only a push to main (merged code) and a manual run on a chosen branch get production's
+    # write-scoped credentials; a pull request's jobs run in `preview` at most.
+    ctx = context(event, confirm_stack=STACK if event == "workflow_dispatch" else None)
+    environments = {JOBS[job].get("environment") for job in jobs_that_run(ctx)}
+    if event == "pull_request":
+        assert environments == {PREVIEW_ENVIRONMENT}
+    else:
+        assert environments == {ENVIRONMENT}
+
+
+def test_the_readme_says_to_create_environment_secrets_with_read_scope_for_previews():
+    readme = (REPO / "README.md").read_text()
+    for environment in GATED_ENVIRONMENTS:
+        assert f"`{environment}`" in readme
+    assert "**Required reviewers**" in readme
+    assert "not** as repository secrets" in readme
+    (token_row,) = [
+        line for line in readme.splitlines() if line.strip().startswith("| `DIGITALOCEAN_TOKEN`")
+    ]
+    production, preview = token_row.split("|")[-3:-1]
+    assert "**write** scope" in production
+    assert "**read** scope" in preview
 
 
 def test_up_and_destroy_never_overlap_nor_cancel_each_other():
