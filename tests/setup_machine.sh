@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Root-only set-up of a fresh Debian machine for the test command (tests/run_all.sh):
-# system packages, a PostgreSQL server with a test role, and a running Docker engine.
+# system packages, a PostgreSQL server with a test role, a running Docker engine, and the Pulumi
+# CLI (built from Go modules where none is installed).
 # Safe to run twice. .ci/run calls it; developers run it once with sudo.
 set -euo pipefail
 
@@ -56,7 +57,10 @@ if ! docker info >/dev/null 2>&1; then
   tail -n 20 /var/log/dockerd.log >&2 || true
   exit 1
 fi
+log "Installing the Pulumi CLI"
+bash "$(dirname "${BASH_SOURCE[0]}")/pulumi_cli/install.sh"
+
 # debootstrap needs root: the rehearsal's base images are made here, not by the test command.
 bash "$(dirname "${BASH_SOURCE[0]}")/images/build_base_images.sh"
 
-log "Machine ready: PostgreSQL ${pg_version} on 127.0.0.1:5432 (role ${TEST_DB_USER}), Docker $(docker version --format '{{.Server.Version}}')"
+log "Machine ready: PostgreSQL ${pg_version} on 127.0.0.1:5432 (role ${TEST_DB_USER}), Docker $(docker version --format '{{.Server.Version}}'), pulumi $(pulumi version)"

@@ -1,9 +1,13 @@
 """The `checks` workflow runs the README's test command, as .ci/run does, on every change."""
 
+import re
+
 from workflow_files import REPO, load_workflow, triggers
 
 CHECKS = load_workflow("checks")
 SETUP_COMMAND = "sudo bash tests/setup_machine.sh"
+# On GitHub, sudo keeps PATH so that the set-up finds the CLI that pulumi/actions installed.
+GITHUB_SETUP_COMMAND = 'sudo env "PATH=$PATH" bash tests/setup_machine.sh'
 TEST_COMMAND = "bash tests/run_all.sh"
 
 
@@ -24,7 +28,19 @@ def test_runs_the_test_command_after_preparing_the_machine():
     (job,) = CHECKS["jobs"].values()
     assert job["runs-on"] == "ubuntu-latest"
     assert job["steps"][0]["uses"].startswith("actions/checkout@")
-    assert commands(job) == [SETUP_COMMAND, TEST_COMMAND]
+    assert commands(job) == [GITHUB_SETUP_COMMAND, TEST_COMMAND]
+
+
+def test_installs_the_cli_version_that_the_set_up_builds_elsewhere():
+    (job,) = CHECKS["jobs"].values()
+    (step,) = [s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
+    assert "command" not in step["with"]  # install only
+    go_mod = (REPO / "tests" / "pulumi_cli" / "go.mod").read_text()
+    (version,) = re.findall(r"github\.com/pulumi/pulumi/pkg/v3 v(\S+)", go_mod)
+    assert step["with"]["pulumi-version"] == version
+    steps = job["steps"]
+    setup = next(i for i, s in enumerate(steps) if s.get("run") == GITHUB_SETUP_COMMAND)
+    assert steps.index(step) < setup
 
 
 def test_runs_what_ci_runs():
