@@ -29,15 +29,18 @@ fi
 log "Installing the program's dependencies into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 
+# PULUMI_BACKEND_URL alone tells every pulumi command below where the state is; `pulumi login`
+# would also make it the user's default backend for every other project.
 if [[ -z ${PULUMI_BACKEND_URL:-} ]]; then
   mkdir -p "$STATE_DIR"
   chmod 700 "$STATE_DIR"
   export PULUMI_BACKEND_URL="file://${STATE_DIR}"
   log "State kept in ${STATE_DIR} (back it up: it is what lets Pulumi update and destroy)"
 fi
-pulumi login --non-interactive "$PULUMI_BACKEND_URL" >/dev/null
 
 if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
+  [[ -t 0 ]] || fail "PULUMI_CONFIG_PASSPHRASE is not set, and there is no terminal to ask for it:
+  export PULUMI_CONFIG_PASSPHRASE='the passphrase of stack ${STACK}' (or PULUMI_CONFIG_PASSPHRASE_FILE)"
   log "Pulumi will ask for the stack's passphrase (or export PULUMI_CONFIG_PASSPHRASE)"
 fi
 pulumi stack select --create --secrets-provider passphrase "$STACK"
@@ -47,8 +50,11 @@ if [[ $target == digitalocean && -z ${DIGITALOCEAN_TOKEN:-} ]]; then
   fail "DIGITALOCEAN_TOKEN is not set: create a token with write scope in the DigitalOcean
 control panel (API -> Tokens) and run: export DIGITALOCEAN_TOKEN=<token>"
 fi
-pulumi config get registryPassword --stack "$STACK" >/dev/null 2>&1 ||
-  fail "registryPassword is not set: run
+# Whether the secret is set, read from the key list: that needs no passphrase, so a missing
+# passphrase is never reported as a missing secret.
+config_keys=$(pulumi config --json --stack "$STACK")
+python3 -c 'import json, sys; sys.exit("django-swarm:registryPassword" not in json.load(sys.stdin))' \
+  <<<"$config_keys" || fail "registryPassword is not set: run
   pulumi config set --secret registryPassword --stack ${STACK}
 and paste a registry token (GHCR: a GitHub token with write:packages)"
 
