@@ -112,6 +112,9 @@ class Host(pulumi.ComponentResource):
             connection=self._server.connection,
             create=create,
             delete=render_script(*delete) if delete else None,
+            # The provider would send the previous output as PULUMI_COMMAND_* variables, which
+            # sshd refuses (AcceptEnv) with a warning on every run; no script reads them.
+            add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*([self._last_step] if self._last_step else []), *(after or [])],

@@ -229,3 +229,12 @@ def test_gzip_body_is_the_site_response(serve):
         timeout=5,
     ).raw.read()
     assert json.loads(gzip.decompress(raw))["path"] == "/event1/"
+
+
+def test_no_remote_step_sends_its_previous_output_as_environment(prod_config):
+    # sshd accepts no PULUMI_COMMAND_* variables (AcceptEnv): each would print a warning.
+    run = prod_config.run()
+    commands = run.of_type(COMMAND)
+    assert len(commands) > len(host_steps(run))
+    sending = [c.name for c in commands if c.inputs.get("addPreviousOutputInEnv") is not False]
+    assert sending == []
