@@ -85,6 +85,11 @@ HOSTNAME = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
 )
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# DigitalOcean's Debian images by slug, or an image id (a snapshot the user made). The host
+# steps need Docker 26 or newer from Debian's packages, which Debian 13 (trixie) is the first
+# to have: debian-12-x64 and older, and other distributions, cannot pass the packages step.
+DEBIAN_IMAGE_SLUG = re.compile(r"debian-(\d+)-x64")
+MIN_DEBIAN_RELEASE = 13
 REGISTRY_SERVER = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
 REGISTRY_REPOSITORY = re.compile(r"[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*")
 
@@ -215,6 +220,11 @@ class _Reader:
     def checked(self, key: str, value: Any, ok: Callable[[Any], bool], fix: str) -> None:
         if value is not None and not ok(value):
             self.problem(key, value, fix)
+
+
+def _is_supported_image(value: str) -> bool:
+    slug = DEBIAN_IMAGE_SLUG.fullmatch(value)
+    return value.isdigit() or (slug is not None and int(slug[1]) >= MIN_DEBIAN_RELEASE)
 
 
 def _is_network(value: Any) -> bool:
@@ -510,6 +520,15 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     else:
         swarm_subnet = str(ipaddress.ip_network(swarm_subnet))
 
+    droplet_image = reader.text("dropletImage", "debian-13-x64")
+    reader.checked(
+        "dropletImage",
+        droplet_image,
+        _is_supported_image,
+        f"set debian-{MIN_DEBIAN_RELEASE}-x64 (the host needs Debian {MIN_DEBIAN_RELEASE} or newer"
+        " for Docker 26), or the numeric id of a snapshot of such a droplet",
+    )
+
     registry = _registry(reader, reader.config.get_secret("registryPassword"))
     base_image = reader.text("baseImage", "python:3.13-slim")
 
@@ -517,7 +536,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         target=target,
         region=reader.text("region", "fra1"),
         droplet_size=reader.text("dropletSize", "s-1vcpu-1gb"),
-        droplet_image=reader.text("dropletImage", "debian-13-x64"),
+        droplet_image=droplet_image,
         postgres_volume_gb=reader.integer("postgresVolumeGb", 10, 0, 16384),
         reserved_ip=reader.boolean("reservedIp", False),
         manage_dns=manage_dns,

@@ -186,6 +186,9 @@ RULES = [
     ({"publishMode": "bridge"}, "publishMode", "ingress, host"),
     ({"host": "198.51.100.7"}, "host", "not used with target 'digitalocean'"),
     ({"dropletsize": "s-2vcpu-4gb"}, "dropletsize", "unknown key"),
+    # Docker 26, which the host steps need, comes with Debian 13.
+    ({"dropletImage": "debian-12-x64"}, "dropletImage", "set debian-13-x64"),
+    ({"dropletImage": "ubuntu-24-04-x64"}, "dropletImage", "Debian 13 or newer"),
     (
         {"sshPublicKey": "ssh-ed25519 AAAAC3Nz me@laptop"},
         "sshPrivateKey",
@@ -203,6 +206,11 @@ def test_each_rule_names_key_value_and_fix(prod_config, changes, key, fix):
     bad = next(iter(changes.values()))
     if isinstance(bad, str) and "invalid" in matching[0]:
         assert repr(bad) in matching[0]
+
+
+@pytest.mark.parametrize("image", ["debian-13-x64", "debian-14-x64", "187654321"])
+def test_droplet_images_that_can_run_the_host_steps(prod_config, image):
+    assert loaded(prod_config.with_(dropletImage=image)).droplet_image == image
 
 
 @pytest.mark.parametrize(
