@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +25,85 @@ from remote_script import render_script, secret_stdin
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 # Droplets are x86-64; a build on an ARM laptop must still run there.
 PLATFORM = "linux/amd64"
-# Generated files that are not sources (and are not sent to the build either: app/.dockerignore).
-_GENERATED = ("__pycache__", "staticfiles")
+# ``.dockerignore`` read as (path pattern, whether a match excludes) pairs, in file order.
+DockerignoreRules = list[tuple[re.Pattern[str], bool]]
+
+
+def dockerignore_rules(context: Path) -> DockerignoreRules:
+    """``context/.dockerignore`` as (pattern, excludes) rules, read the way Docker reads them.
+
+    Patterns are relative to the context (a leading ``/`` changes nothing); ``*`` and ``?`` stay
+    within one path segment, ``**`` spans any number of them; ``!`` re-includes; the last rule
+    that matches a path, or one of its parent directories, decides.
+    """
+    file = context / ".dockerignore"
+    rules = []
+    for line in file.read_text().splitlines() if file.is_file() else []:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        excludes = not line.startswith("!")
+        pattern = posixpath.normpath(line.removeprefix("!").strip().lstrip("/"))
+        rules.append((re.compile(_glob_regex(pattern)), excludes))
+    return rules
+
+
+def _glob_regex(pattern: str) -> str:
+    regex = ""
+    for part in re.split(r"(\*\*/?|\*|\?)", pattern):
+        if part.startswith("**"):
+            regex += "(?:.*/)?" if part.endswith("/") else ".*"
+        elif part == "*":
+            regex += "[^/]*"
+        elif part == "?":
+            regex += "[^/]"
+        else:
+            regex += re.escape(part)
+    return regex
+
+
+def is_excluded(relative: str, rules: DockerignoreRules) -> bool:
+    """Whether ``dockerignore_rules`` leave the file at ``relative`` (posix) out of the build."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    decision = False
+    for pattern, excludes in rules:
+        if any(pattern.fullmatch(prefix) for prefix in prefixes):
+            decision = excludes
+    return decision
+
+
+def build_context_files(context: Path) -> list[str]:
+    """The files of ``context`` that decide the image: tracked by git (every file when the
+    project is not a git checkout), less what ``.dockerignore`` excludes; sorted, relative.
+
+    Files git does not track (a ``.env``, a virtualenv, an editor's backups) differ from one
+    machine to the next: counting them would give a laptop and CI different tags for one commit.
+    """
+    listed = subprocess.run(
+        ["git", "-C", str(context), "ls-files", "-z", "--cached", "--", "."],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode == 0:
+        candidates = [name for name in listed.stdout.split("\0") if name]
+    else:
+        candidates = [p.relative_to(context).as_posix() for p in context.rglob("*")]
+    rules = dockerignore_rules(context)
+    return sorted(
+        name for name in candidates if (context / name).is_file() and not is_excluded(name, rules)
+    )
 
 
 def source_tag(app_dir: Path, build_args: dict[str, str]) -> str:
-    """A short hash of the build inputs: every source file under ``app_dir``, the build args."""
+    """A short hash of the build inputs: the build context's files (``build_context_files``,
+    as they are in the working tree) and the build args."""
     digest = hashlib.sha256()
-    for path in sorted(app_dir.rglob("*")):
-        relative = path.relative_to(app_dir)
-        if not path.is_file() or path.suffix == ".pyc" or set(relative.parts) & set(_GENERATED):
-            continue
-        digest.update(f"{relative.as_posix()}\0{path.stat().st_size}\0".encode())
-        digest.update(path.read_bytes())
+    for name in build_context_files(app_dir):
+        content = (app_dir / name).read_bytes()
+        digest.update(f"{name}\0{len(content)}\0".encode())
+        digest.update(content)
     for name, value in sorted(build_args.items()):
         digest.update(f"{name}={value}\0".encode())
     return digest.hexdigest()[:12]

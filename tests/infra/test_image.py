@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import REGISTRY_PASSWORD, UserConfig
 
 import image
@@ -77,3 +79,59 @@ def test_source_tag_ignores_generated_files(tmp_path: Path):
     (app / "__pycache__").mkdir()
     (app / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
     assert image.source_tag(app, args) == tag
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_source_tag_counts_what_git_tracks_not_local_files(tmp_path: Path):
+    # A laptop's untracked files (.env, a virtualenv, notes) must not give it another tag than
+    # CI's for the same commit; an edit of a tracked file, committed or not, must.
+    app = copy_app(tmp_path)
+    git("init", "-q", cwd=tmp_path)
+    git("add", "app", cwd=tmp_path)
+    git("commit", "-q", "-m", "app", cwd=tmp_path)
+    args = {"BASE_IMAGE": "python:3.13-slim"}
+    tag = image.source_tag(app, args)
+    (app / ".env").write_text("SECRET_KEY=local\n")
+    (app / ".venv" / "bin").mkdir(parents=True)
+    (app / ".venv" / "bin" / "python").write_text("#!/bin/sh\n")
+    (app / "notes.txt").write_text("todo\n")
+    assert image.source_tag(app, args) == tag
+    views = next(app.rglob("views.py"))
+    views.write_text(views.read_text() + "\n# a change\n")
+    assert image.source_tag(app, args) != tag
+
+
+def test_dockerignore_keeps_local_secrets_and_virtualenvs_out_of_the_build():
+    rules = image.dockerignore_rules(image.APP_DIR)
+    for local in (".env", ".env.production", "config/.env", ".venv/bin/python", "staticfiles/a"):
+        assert image.is_excluded(local, rules), local
+    for source in ("manage.py", "config/settings.py", "requirements.txt", "gunicorn.conf.py"):
+        assert not image.is_excluded(source, rules), source
+    assert set(image.build_context_files(image.APP_DIR)) >= {"manage.py", "requirements.txt"}
+
+
+@pytest.mark.parametrize(
+    ("rules", "path", "excluded"),
+    [
+        ("*.log", "debug.log", True),
+        ("*.log", "logs/debug.log", False),  # `*` stays within one directory
+        ("**/*.log", "logs/deep/debug.log", True),
+        ("**/*.log", "debug.log", True),  # `**/` also means no directory
+        ("/build", "build/out.txt", True),  # a directory excludes what is under it
+        ("build/", "src/build/out.txt", False),
+        ("docs\n!docs/keep.md", "docs/keep.md", False),  # the last matching rule decides
+        ("docs\n!docs/keep.md", "docs/other.md", True),
+        ("data?.csv", "data1.csv", True),
+    ],
+)
+def test_dockerignore_rules_read_as_docker_reads_them(tmp_path: Path, rules, path, excluded):
+    (tmp_path / ".dockerignore").write_text(f"# comment\n\n{rules}\n")
+    assert image.is_excluded(path, image.dockerignore_rules(tmp_path)) is excluded

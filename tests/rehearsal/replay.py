@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fnmatch
 import hashlib
 import json
 import os
 import secrets
 import string
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +37,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pulumi.runtime import mocks as pulumi_mocks
 
 from tests import harness
+
+# The program's own modules are top-level imports from infra/ (as when Pulumi runs it).
+if str(harness.INFRA_DIR) not in sys.path:
+    sys.path.insert(0, str(harness.INFRA_DIR))
+import image
+from image import DockerignoreRules
 from tests.rehearsal.box import AcceptAnyHostKey, load_private_key, ssh_run
 
 COMMAND = "command:remote:Command"
@@ -93,39 +99,14 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def dockerignore_patterns(context: Path) -> list[str]:
-    """The build context's ``.dockerignore`` patterns, relative to the context."""
-    file = context / ".dockerignore"
-    if not file.is_file():
-        return []
-    patterns = []
-    for line in file.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("!"):
-            raise ReplayError(f"{file}: the rehearsal does not replay exceptions ({line!r})")
-        pattern = os.path.normpath(line.lstrip("/"))
-        patterns.append(pattern)
-        if pattern.startswith("**/"):
-            patterns.append(pattern[3:])  # `**/` also matches zero directories
-    return patterns
-
-
-def ignored(relative: Path, patterns: list[str]) -> bool:
-    """Whether a path or one of its parent directories matches a ``.dockerignore`` pattern."""
-    parts = relative.parts
-    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-    return any(fnmatch.fnmatchcase(p, pattern) for p in prefixes for pattern in patterns)
-
-
-def tree_digest(path: Path, ignore: list[str] | None = None) -> str:
+def tree_digest(path: Path, ignore: DockerignoreRules | None = None) -> str:
     """Content hash of a file or of every file under a directory (names and bytes), leaving out
-    the paths ``ignore`` matches (``.dockerignore`` patterns)."""
+    the paths ``ignore`` excludes (``image.dockerignore_rules``)."""
     digest = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
-        if "__pycache__" in file.parts or (ignore and ignored(file.relative_to(path), ignore)):
+        relative = file.relative_to(path).as_posix()
+        if "__pycache__" in file.parts or (ignore and image.is_excluded(relative, ignore)):
             continue
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         digest.update(hashlib.sha256(file.read_bytes()).digest())
@@ -192,7 +173,7 @@ class ReplayCloud(pulumi_mocks.Mocks):
             # not just its path.
             context, dockerfile = image_paths(args.inputs)
             inputs["contextDigest"] = tree_digest(
-                context, dockerignore_patterns(context)
+                context, image.dockerignore_rules(context)
             ) + tree_digest(dockerfile)
         stored = self.state.resources.get(key)
         if stored is not None and stored.inputs == inputs and not self._forced(args.typ):

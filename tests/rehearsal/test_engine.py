@@ -9,7 +9,7 @@ import requests
 
 from tests import harness
 from tests.rehearsal.conftest import REGISTRY_USER
-from tests.rehearsal.replay import ReplayCloud, converge, dockerignore_patterns, tree_digest
+from tests.rehearsal.replay import ReplayCloud, converge, image, tree_digest
 
 TOY_DIR = harness.REPO_ROOT / "tests" / "rehearsal" / "toy_program"
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
@@ -134,7 +134,7 @@ def test_an_image_context_digest_leaves_out_what_dockerignore_excludes(tmp_path)
     (tmp_path / "app.py").write_text("print('one')\n")
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "out.txt").write_text("a")
-    patterns = dockerignore_patterns(tmp_path)
+    patterns = image.dockerignore_rules(tmp_path)
     before = tree_digest(tmp_path, patterns)
 
     (tmp_path / "build" / "out.txt").write_text("b")
