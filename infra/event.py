@@ -2,7 +2,8 @@
 
 What runs on the host when event X is deployed, in order (each a script in ``scripts/``):
 
-1. ``event_database.sh``  its database and role, with a generated password
+1. ``event_database.sh``  its database and role, with a generated password (sent as its SCRAM
+                          verifier)
 2. ``event_secrets.sh``   swarm secrets for the Django secret key and that password (versioned)
    ``event_network.sh``   its overlay network, through which its tasks reach PostgreSQL
 3. ``event_migrate.sh``   the new image's migrations, once, as a swarm job with a timeout
@@ -105,7 +106,7 @@ class EventSite(pulumi.ComponentResource):
                 if event.drop_database_on_delete
                 else None
             ),
-            stdin=secret_stdin(db_password.result),
+            stdin=secret_stdin(db_password.result.apply(render_event.scram_verifier)),
         )
 
         secret_names = pulumi.Output.all(

@@ -6,6 +6,9 @@ is unit-tested as text; ``event.py`` only wires these texts into Pulumi resource
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +25,8 @@ SECRET_TARGETS = {"SECRET_KEY": "secret_key", "DB_PASSWORD": "db_password"}
 # worker with threads stays near 60 MB, so 256 MB is headroom, not a budget.
 MEMORY_LIMIT = "256M"
 MEMORY_RESERVATION = "64M"
+# PostgreSQL's own choice for SCRAM-SHA-256 (scram_iterations' default).
+SCRAM_ITERATIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,27 @@ class SiteSpec:
     secret_key_secret: str
     db_password_secret: str
     settings: Mapping[str, str] = field(default_factory=dict)
+
+
+def scram_verifier(password: str) -> str:
+    """The SCRAM-SHA-256 verifier of ``password``, in the form PostgreSQL stores (RFC 5802/7677).
+
+    ``ALTER ROLE ... PASSWORD '<verifier>'`` stores it as it is, so the password itself never
+    reaches the server, its statement text or its log. The salt is derived from the password,
+    so the same password always gives the same verifier (an unchanged step stays unchanged).
+    The generated passwords are ASCII, which SASLprep leaves as they are.
+    """
+    secret = password.encode()
+    salt = hmac.new(secret, b"django-swarm scram salt", hashlib.sha256).digest()[:16]
+    salted = hashlib.pbkdf2_hmac("sha256", secret, salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def network_name(event: str) -> str:

@@ -13,6 +13,7 @@ from conftest import UserConfig
 from conftest import script_params as params
 
 import layout
+import render_event
 from harness import UNKNOWN, ProgramRun
 from remote_script import script_text
 
@@ -169,8 +170,9 @@ def test_secret_steps_read_the_secrets_in_the_documented_order(prod_config: User
             key,
             password,
         ]
+        # The database step gets the password's SCRAM verifier, never the password itself.
         database_stdin = run.named(f"{event}-database").inputs["stdin"]
-        assert base64.b64decode(database_stdin).decode() == password
+        assert base64.b64decode(database_stdin).decode() == render_event.scram_verifier(password)
     login = run.named("app-registry-login").inputs["stdin"]
     assert base64.b64decode(login).decode() == prod_config.values["registryPassword"]
 

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from remote_script import encode_secrets, render_script
+from render_event import scram_verifier
 
 SERVER = {"host": "127.0.0.1", "port": 5432, "user": "swarm_test", "password": "swarm_test"}
 # A password that breaks naive quoting in shell and SQL alike.
@@ -23,6 +24,7 @@ TRICKY_PASSWORD = 'it\'s "$HOME" `id` \\ ;-- 100%'
 
 
 def run_step(script: str, params: dict[str, str], *secrets: str) -> subprocess.CompletedProcess:
+    """Runs ``script`` with ``secrets`` on stdin, as the program sends them."""
     environment = {
         **os.environ,
         "PGHOST": SERVER["host"],
@@ -64,7 +66,7 @@ def databases() -> Iterator[list[str]]:
 
 def test_database_step_creates_the_role_and_its_database(databases: list[str]):
     name = databases[0]
-    result = run_step("event_database.sh", {"DATABASE": name}, TRICKY_PASSWORD)
+    result = run_step("event_database.sh", {"DATABASE": name}, scram_verifier(TRICKY_PASSWORD))
     assert result.returncode == 0, result.stderr
     assert TRICKY_PASSWORD not in result.stdout + result.stderr
     with connect(name, name, TRICKY_PASSWORD) as connection:
@@ -76,10 +78,36 @@ def test_database_step_creates_the_role_and_its_database(databases: list[str]):
         connection.execute("CREATE TABLE visits (id int)")
 
 
+def test_postgres_stores_the_verifier_it_was_sent_and_never_sees_the_password(databases):
+    name = databases[0]
+    verifier = scram_verifier(TRICKY_PASSWORD)
+    assert TRICKY_PASSWORD not in verifier
+    assert run_step("event_database.sh", {"DATABASE": name}, verifier).returncode == 0
+    with psycopg.connect(dbname="postgres", **SERVER) as admin:
+        stored = admin.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (name,)
+        ).fetchone()
+    assert stored == (verifier,)
+    # The same password gives the same verifier: an unchanged step's stdin stays unchanged.
+    assert scram_verifier(TRICKY_PASSWORD) == verifier != scram_verifier(TRICKY_PASSWORD + "x")
+
+
+def test_database_step_refuses_a_plain_password(databases):
+    name = databases[0]
+    result = run_step("event_database.sh", {"DATABASE": name}, TRICKY_PASSWORD)
+    assert result.returncode == 1
+    assert "not a SCRAM-SHA-256 verifier" in result.stderr
+    assert TRICKY_PASSWORD not in result.stdout + result.stderr
+    with psycopg.connect(dbname="postgres", **SERVER) as admin:
+        assert admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname = %s", (name,)
+        ).fetchone() == (0,)
+
+
 def test_database_step_is_idempotent_and_rotates_the_password(databases: list[str]):
     name = databases[0]
     for password in ("first-password", "first-password", "second-password"):
-        result = run_step("event_database.sh", {"DATABASE": name}, password)
+        result = run_step("event_database.sh", {"DATABASE": name}, scram_verifier(password))
         assert result.returncode == 0, result.stderr
     with connect(name, name, "second-password"):
         pass
@@ -90,7 +118,9 @@ def test_database_step_is_idempotent_and_rotates_the_password(databases: list[st
 def test_an_event_role_cannot_connect_to_another_events_database(databases: list[str]):
     first, second = databases
     for name in databases:
-        result = run_step("event_database.sh", {"DATABASE": name}, f"{name}-password")
+        result = run_step(
+            "event_database.sh", {"DATABASE": name}, scram_verifier(f"{name}-password")
+        )
         assert result.returncode == 0, result.stderr
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
         connect(first, second, f"{second}-password")
@@ -98,7 +128,7 @@ def test_an_event_role_cannot_connect_to_another_events_database(databases: list
 
 def test_drop_step_removes_the_database_and_the_role(databases: list[str]):
     name = databases[0]
-    assert run_step("event_database.sh", {"DATABASE": name}, "pw").returncode == 0
+    assert run_step("event_database.sh", {"DATABASE": name}, scram_verifier("pw")).returncode == 0
     with connect(name, name, "pw"):
         # An open session does not stop the drop.
         result = run_step("event_database_drop.sh", {"DATABASE": name})
