@@ -27,13 +27,12 @@ if [[ -n $PG_DATA_ROOT ]]; then
   current=$(pg_conftool -s "$version" main show data_directory)
   if [[ $current != "$target" ]]; then
     systemctl stop "$unit"
-    mkdir -p "$target"
     if [[ -f $target/PG_VERSION ]]; then
       # A replaced droplet: the volume brings every event's data back.
       log "Using the existing data on the volume: ${target}"
     else
       log "Moving the new cluster's data to the volume: ${target}"
-      cp -a "$current/." "$target/"
+      copy_dir_whole "$current" "$target"
     fi
     # The postgres user's id may differ on a new droplet: the data must be its own.
     chown -R postgres:postgres "$PG_DATA_ROOT/postgresql"

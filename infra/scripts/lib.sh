@@ -36,6 +36,22 @@ replace_file() {
   rm -f "$tmp"
 }
 
+# Copy directory SRC to DEST (which must not exist yet), so that DEST exists only once complete:
+# the copy is made beside it and renamed. A copy that was interrupted is started over; a DEST
+# that exists already is never written to.
+copy_dir_whole() {
+  local src=$1 dest=$2
+  if [[ -e $dest ]]; then
+    log "$dest exists already, and this step did not finish it: move it aside, then run again"
+    return 1
+  fi
+  mkdir -p "${dest%/*}"
+  rm -rf "$dest.copying"
+  cp -a "$src" "$dest.copying"
+  sync -f "$dest.copying"
+  mv -T "$dest.copying" "$dest"
+}
+
 # Reload (or start) Nginx and return once only workers running the new configuration accept
 # connections: `systemctl reload` only signals the master, and until each old worker has closed
 # its listening sockets ("is shutting down") a request may still get the previous configuration,

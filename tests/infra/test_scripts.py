@@ -88,6 +88,37 @@ def test_replace_file_reports_changes_and_keeps_identical_files(tmp_path):
     assert oct((tmp_path / "f").stat().st_mode & 0o777) == "0o640"
 
 
+def make_cluster(path: Path) -> None:
+    (path / "base" / "1").mkdir(parents=True)
+    (path / "PG_VERSION").write_text("17\n")
+    (path / "base" / "1" / "table").write_bytes(b"rows" * 1000)
+
+
+def test_a_copy_of_the_data_directory_exists_only_once_complete(tmp_path):
+    # host_postgres.sh moves a new cluster onto the volume with copy_dir_whole; a copy that a
+    # reboot interrupted left a partial tree that the next run used to take for the cluster.
+    make_cluster(tmp_path / "current")
+    interrupted = tmp_path / "volume" / "main.copying"
+    interrupted.mkdir(parents=True)
+    (interrupted / "PG_VERSION").write_text("17\n")  # copied first, the rest never came
+    result = run_lib("copy_dir_whole current volume/main", tmp_path)
+    assert result.returncode == 0, result.stderr
+    copy = tmp_path / "volume" / "main"
+    assert (copy / "base" / "1" / "table").read_bytes() == b"rows" * 1000
+    assert not interrupted.exists()
+
+
+def test_a_complete_copy_is_never_written_over(tmp_path):
+    make_cluster(tmp_path / "current")
+    (tmp_path / "volume" / "main").mkdir(parents=True)
+    (tmp_path / "volume" / "main" / "PG_VERSION").write_text("16\n")
+    result = run_lib("copy_dir_whole current volume/main", tmp_path)
+    assert result.returncode == 1
+    assert "exists already" in result.stderr
+    assert (tmp_path / "volume" / "main" / "PG_VERSION").read_text() == "16\n"
+    assert not (tmp_path / "volume" / "main" / "base").exists()
+
+
 def test_log_writes_to_stderr_only(tmp_path):
     result = run_lib('log "step done"', tmp_path)
     assert (result.stdout, result.stderr) == ("", "==> step done\n")
