@@ -10,10 +10,13 @@ from event import EventSite, EventSiteArgs
 from host import Host
 from image import SiteImage, SiteImageArgs
 from server import Server
+from tls_gate import tls_active
 
 cfg = load_config()
 server = Server("server", cfg)
-host = Host("host", cfg, server)
+# HTTPS only once the domain leads to the server (certbot needs that); plain HTTP until then.
+tls = tls_active(cfg.domain, cfg.tls_enabled, server.public_address)
+host = Host("host", cfg, server, tls)
 
 # --- Event sites (part 2): the image, then one EventSite per event, after host.ready. ---
 image = SiteImage("app", SiteImageArgs(cfg, server.connection, host.ready))
@@ -26,6 +29,7 @@ sites = {
             connection=server.connection,
             image_ref=image.repo_digest,
             public_address=server.public_address,
+            tls=tls,
             host_ready=host.ready,
             registry_login=image.registry_login,
         ),
@@ -39,6 +43,7 @@ pulumi.export("privateAddress", server.private_address)
 pulumi.export("sshCommand", server.ssh_command())
 pulumi.export("imageDigest", image.repo_digest)
 pulumi.export("eventUrls", {name: site.url for name, site in sites.items()})
+pulumi.export("https", tls)
 if server.generated_private_key is not None:
     # Log in with: pulumi stack output deployPrivateKey --show-secrets > key && chmod 600 key
     pulumi.export("deployPrivateKey", pulumi.Output.secret(server.generated_private_key))

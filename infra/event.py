@@ -59,6 +59,8 @@ class EventSiteArgs:
     # "<server>/<repository>@sha256:..." (SiteImage.repo_digest)
     image_ref: pulumi.Input[str]
     public_address: pulumi.Input[str]
+    # HTTPS is on (tls_gate.tls_active): secure cookies, HSTS, https URLs.
+    tls: pulumi.Input[bool]
     # The last provisioning step, and the login that lets the host pull the image.
     host_ready: pulumi.Resource
     registry_login: pulumi.Resource
@@ -145,7 +147,7 @@ class EventSite(pulumi.ComponentResource):
             ),
         )
 
-        spec = pulumi.Output.all(args.image_ref, public_host, secret_names).apply(
+        spec = pulumi.Output.all(args.image_ref, public_host, secret_names, args.tls).apply(
             lambda values: render_event.SiteSpec(
                 event=event.name,
                 path=event.path,
@@ -154,7 +156,7 @@ class EventSite(pulumi.ComponentResource):
                 image=values[0],
                 db_host=stack.swarm_gateway,
                 public_host=values[1],
-                tls=stack.tls_enabled,
+                tls=values[3],
                 publish_mode=stack.publish_mode,
                 secret_key_secret=values[2][0],
                 db_password_secret=values[2][1],
@@ -241,6 +243,7 @@ class EventSite(pulumi.ComponentResource):
             delete=render_script("event_nginx_remove.sh", {"LOCATION_FILE": location_file}),
         )
 
-        scheme = "https" if stack.tls_enabled else "http"
-        self.url = public_host.apply(lambda host: f"{scheme}://{host}{event.path}/")
+        self.url = pulumi.Output.all(public_host, args.tls).apply(
+            lambda values: f"{'https' if values[1] else 'http'}://{values[0]}{event.path}/"
+        )
         self.register_outputs({"url": self.url})

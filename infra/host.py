@@ -33,6 +33,7 @@ class Host(pulumi.ComponentResource):
         name: str,
         cfg: StackConfig,
         server: Server,
+        tls: pulumi.Input[bool],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("django-swarm:index:Host", name, None, opts)
@@ -88,7 +89,10 @@ class Host(pulumi.ComponentResource):
                 "STATIC_ROOT": layout.STATIC_ROOT,
                 "ACME_ROOT": render_host.ACME_ROOT,
                 "HTTP_SITE": render_host.nginx_site(cfg.domain, tls=False),
-                "TLS_SITE": render_host.nginx_site(cfg.domain, tls=True) if cfg.tls_enabled else "",
+                # Empty while TLS waits for the domain to lead here (tls_gate): HTTP only.
+                "TLS_SITE": pulumi.Output.from_input(tls).apply(
+                    lambda on: render_host.nginx_site(cfg.domain, tls=True) if on else ""
+                ),
                 "DOMAIN": cfg.domain or "",
                 "TLS_EMAIL": cfg.tls_email or "",
             },

@@ -22,6 +22,7 @@ for path in (REPO_ROOT / "tests", REPO_ROOT / "infra"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+import tls_gate  # noqa: E402
 from harness import PROJECT, FakeCloud, ProgramRun, run_program  # noqa: E402
 from remote_script import LIBRARY, script_text  # noqa: E402
 
@@ -89,6 +90,20 @@ def existing_config() -> UserConfig:
         .with_secret("registryPassword", REGISTRY_PASSWORD)
         .with_secret("sshPrivateKey", EXISTING_PRIVATE_KEY)
     )
+
+
+# The public DNS as the program would see it (these machines cannot reach it): the production
+# domain already points at the reserved IP that the mock cloud gives the droplet.
+RESERVED_IP = "203.0.113.20"
+PUBLIC_DNS = {"ieee.example.org": {RESERVED_IP}}
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """Name -> IPv4 addresses answered to the program's DNS look-ups; a test may change it."""
+    table = {name: set(addresses) for name, addresses in PUBLIC_DNS.items()}
+    monkeypatch.setattr(tls_gate, "lookup_ipv4", lambda name: set(table.get(name, set())))
+    return table
 
 
 def script_params(command: str) -> dict[str, str]:
