@@ -47,10 +47,12 @@ class Host(pulumi.ComponentResource):
         self._step("packages", "host_packages.sh", {"INSTALL_CERTBOT": int(cfg.tls_enabled)})
         volume = server.postgres_volume
         if volume is not None:
+            volume_params = {"VOLUME_DEVICE": volume.device, "MOUNT_POINT": volume.mount_point}
             self._step(
                 "volume",
                 "host_volume.sh",
-                {"VOLUME_DEVICE": volume.device, "MOUNT_POINT": volume.mount_point},
+                volume_params,
+                delete=("host_volume_remove.sh", volume_params),
                 after=[volume.attachment],
             )
         self._step(

@@ -103,7 +103,14 @@ def test_undo_steps_on_destroy_keep_the_data(prod_config):
     postgres_undo = deletes["host-postgres"].split(script_text(LIBRARY), 1)[1]
     assert "rm -rf" not in postgres_undo and "dropdb" not in postgres_undo
     assert 'rm -f "$NGINX_SITE_ENABLED" "$NGINX_SITE"' in deletes["host-nginx"]
-    assert not deletes["host-packages"] and not deletes["host-volume"]
+    assert not deletes["host-packages"]
+    # Before the volume is detached: PostgreSQL stopped, then the filesystem unmounted.
+    volume_undo = deletes["host-volume"].split(script_text(LIBRARY), 1)[1]
+    assert volume_undo.strip() == script_text("host_volume_remove.sh").strip()
+    stop, unmount = volume_undo.index('systemctl stop "$unit"'), volume_undo.index("umount ")
+    assert stop < unmount
+    assert params(run.named("host-volume"))["MOUNT_POINT"] in deletes["host-volume"]
+    assert "mkfs" not in volume_undo and "rm " not in volume_undo
 
 
 # --- The Nginx site, rendered and served by a real nginx ---------------------------------

@@ -1,0 +1,75 @@
+"""Every `pulumi` command the README tells people to type exists in the real CLI, with its flags.
+
+The CLI is the one tests/setup_machine.sh puts on PATH; `pulumi <command> --help` names the
+command it resolved to and lists the flags that command takes.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# Words of the README's commands that name a (sub)command rather than an argument.
+SUBCOMMANDS = {"config", "set", "rm", "up", "preview", "destroy", "stack", "output", "init",
+               "export", "import", "state", "unprotect", "login"}  # fmt: skip
+
+
+def readme_pulumi_commands() -> list[str]:
+    """`pulumi ...` commands in the README's shell blocks and inline code, one per command."""
+    text = README.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    lines += re.findall(r"`(pulumi [^`]+)`", text)
+    commands = set()
+    for line in lines:
+        for part in re.split(r";|\||&&", line.split(" #", 1)[0]):
+            if part.strip().startswith("pulumi "):
+                commands.add(part.strip())
+    return sorted(commands)
+
+
+@cache
+def help_text(path: tuple[str, ...]) -> str:
+    return subprocess.run(
+        ["pulumi", *path, "--help"],
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "PULUMI_SKIP_UPDATE_CHECK": "true"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+
+
+COMMANDS = readme_pulumi_commands()
+
+
+def test_the_readme_gives_the_teardown_commands():
+    assert "pulumi destroy --exclude-protected" in COMMANDS
+    assert "pulumi state unprotect --all --yes" in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_and_flag_exists_in_the_cli(command):
+    # `<key>` and the like are placeholders; `< file` is a redirection.
+    words = [w for w in shlex.split(command)[1:] if not w.startswith("<")]
+    path = []
+    for word in words:
+        if word not in SUBCOMMANDS or len(path) == 2:
+            break
+        path.append(word)
+    usage = help_text(tuple(path))
+    # The help of the command itself (under its name or one of its aliases), not its parent's.
+    resolved = re.search(r"^Usage:\n  pulumi ([a-z ]+?)(?: [\[<]|$)", usage, re.MULTILINE)
+    assert resolved, usage
+    *parents, name = resolved[1].split()
+    aliases = re.search(r"^Aliases:\n  (.*)$", usage, re.MULTILINE)
+    names = {name, *(aliases[1].split(", ") if aliases else [])}
+    assert path[:-1] == parents and path[-1] in names, (command, resolved[0])
+    for flag in (w.split("=", 1)[0] for w in words if w.startswith("-")):
+        assert re.search(rf"(^|[\s,]){re.escape(flag)}[\s,=]", usage, re.MULTILINE), flag
