@@ -45,12 +45,13 @@ COMMON_KEYS = (
     "tlsEmail",
     "registry",
     "registryPassword",
+    "registryPullPassword",
     "baseImage",
     "swarmSubnet",
     "publishMode",
     "events",
 )
-SECRET_KEYS = ("sshPrivateKey", "registryPassword")
+SECRET_KEYS = ("sshPrivateKey", "registryPassword", "registryPullPassword")
 KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
 
 EVENT_KEYS = frozenset({"name", "path", "replicas", "port", "dropDatabaseOnDelete", "settings"})
@@ -113,7 +114,11 @@ class RegistryConfig:
     server: str
     repository: str
     username: str
+    # Pushes the image from wherever `pulumi up` runs.
     password: pulumi.Output[str]
+    # What the server logs in with to pull: registryPullPassword (a read-only token), or the
+    # push token when none is set.
+    pull_password: pulumi.Output[str]
 
     @property
     def image_name(self) -> str:
@@ -383,7 +388,11 @@ def _check_events_together(reader: _Reader, events: list[EventConfig]) -> None:
                 )
 
 
-def _registry(reader: _Reader, password: pulumi.Output[str] | None) -> RegistryConfig:
+def _registry(
+    reader: _Reader,
+    password: pulumi.Output[str] | None,
+    pull_password: pulumi.Output[str] | None,
+) -> RegistryConfig:
     raw = reader.json_value(
         "registry", None, dict, 'an object {"server", "repository", "username"}'
     )
@@ -425,11 +434,13 @@ def _registry(reader: _Reader, password: pulumi.Output[str] | None) -> RegistryC
             "registryPassword",
             "pulumi config set --secret registryPassword <token> (a token that can push)",
         )
+    password = password if password is not None else pulumi.Output.secret("")
     return RegistryConfig(
         server=str(server),
         repository=str(repository),
         username=str(username),
-        password=password if password is not None else pulumi.Output.secret(""),
+        password=password,
+        pull_password=pull_password if pull_password is not None else password,
     )
 
 
@@ -529,7 +540,11 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         " for Docker 26), or the numeric id of a snapshot of such a droplet",
     )
 
-    registry = _registry(reader, reader.config.get_secret("registryPassword"))
+    registry = _registry(
+        reader,
+        reader.config.get_secret("registryPassword"),
+        reader.config.get_secret("registryPullPassword"),
+    )
     base_image = reader.text("baseImage", "python:3.13-slim")
 
     stack = StackConfig(

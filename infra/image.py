@@ -149,7 +149,8 @@ class SiteImage(pulumi.ComponentResource):
                 {"REGISTRY_SERVER": registry.server, "REGISTRY_USERNAME": registry.username},
             ),
             delete=render_script("registry_logout.sh", {"REGISTRY_SERVER": registry.server}),
-            stdin=secret_stdin(registry.password),
+            # The server only pulls: it keeps the pull-only token when there is one.
+            stdin=secret_stdin(registry.pull_password),
             logging=remote.Logging.NONE,
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(

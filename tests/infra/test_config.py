@@ -244,6 +244,16 @@ def test_secrets_must_be_set_as_secrets(existing_config):
     ]
 
 
+def test_the_pull_token_must_be_a_secret_too(prod_config):
+    plain = UserConfig(
+        {**prod_config.values, "registryPullPassword": "ghp_x"}, prod_config.secret_keys
+    )
+    assert problems(plain) == [
+        "registryPullPassword: stored in plain text: set it again with"
+        " pulumi config set --secret registryPullPassword"
+    ]
+
+
 def test_registry_password_is_required(prod_config):
     assert any(
         line.startswith("registryPassword: missing: pulumi config set --secret registryPassword")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -135,3 +136,23 @@ def test_dockerignore_keeps_local_secrets_and_virtualenvs_out_of_the_build():
 def test_dockerignore_rules_read_as_docker_reads_them(tmp_path: Path, rules, path, excluded):
     (tmp_path / ".dockerignore").write_text(f"# comment\n\n{rules}\n")
     assert image.is_excluded(path, image.dockerignore_rules(tmp_path)) is excluded
+
+
+PULL_TOKEN = "ghp_PULL-ONLY-token-must-not-leak"
+
+
+def test_the_server_logs_in_with_the_pull_only_token_when_one_is_set(prod_config: UserConfig):
+    run = prod_config.with_secret("registryPullPassword", PULL_TOKEN).run()
+    login = run.named("app-registry-login")
+    # The server keeps only the read-only token; the push token stays with `pulumi up`.
+    assert base64.b64decode(login.inputs["stdin"]).decode() == PULL_TOKEN
+    assert REGISTRY_PASSWORD not in login.inputs["stdin"] + login.inputs["create"]
+    assert PULL_TOKEN not in login.inputs["create"]
+    assert "stdin" in login.secret_paths
+    (built,) = run.of_type(IMAGE)
+    assert built.inputs["registry"]["password"] == REGISTRY_PASSWORD
+
+
+def test_without_a_pull_token_the_server_uses_the_push_token(prod_config: UserConfig):
+    login = prod_config.run().named("app-registry-login")
+    assert base64.b64decode(login.inputs["stdin"]).decode() == REGISTRY_PASSWORD
