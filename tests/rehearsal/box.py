@@ -116,7 +116,9 @@ def ssh_run(
                 out.write(channel.recv(65536))
             elif channel.recv_stderr_ready():
                 err.write(channel.recv_stderr(65536))
-            elif channel.exit_status_ready():
+            # sshd may report the exit status before the last output: the end of the output is
+            # its EOF (or the channel's close).
+            elif channel.exit_status_ready() and (channel.eof_received or channel.closed):
                 break
             else:
                 time.sleep(0.05)
