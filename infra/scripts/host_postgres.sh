@@ -78,9 +78,37 @@ ${PG_DATA_ROOT:+RequiresMountsFor=${PG_DATA_ROOT}}
 [Service]
 ExecStartPre=/bin/sh -c 'for i in \$\$(seq ${WAIT_FOR_GATEWAY_SECONDS}); do ip -4 -o address show to ${SWARM_GATEWAY} | grep -q . && exit 0; sleep 1; done; echo "docker_gwbridge gateway ${SWARM_GATEWAY} missing; listening on localhost only" >&2'
 EOC
-  systemctl daemon-reload
   restart=1
 fi
+
+# If the gateway came later than that wait, PostgreSQL listens on localhost only and the sites
+# cannot reach it: this timer restarts it once the gateway is there, at any time.
+check=django-swarm-postgres-listen
+replace_file "/etc/systemd/system/$check.service" 644 <<EOC || true
+# Managed by django-swarm (Pulumi).
+[Unit]
+Description=django-swarm: restart PostgreSQL if it misses docker_gwbridge's gateway ${SWARM_GATEWAY}
+After=${unit}.service docker.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'ip -4 -o address show to ${SWARM_GATEWAY} | grep -q . || exit 0; systemctl is-active -q ${unit} || exit 0; pg_isready -q -h ${SWARM_GATEWAY} -p 5432 && exit 0; echo "PostgreSQL does not listen on ${SWARM_GATEWAY}: restarting ${unit}"; systemctl restart ${unit}'
+EOC
+replace_file "/etc/systemd/system/$check.timer" 644 <<EOC || true
+# Managed by django-swarm (Pulumi).
+[Unit]
+Description=django-swarm: check every 30 s that PostgreSQL listens on ${SWARM_GATEWAY}
+
+[Timer]
+OnBootSec=30s
+OnUnitActiveSec=30s
+
+[Install]
+WantedBy=timers.target
+EOC
+# Loads the drop-in above, if it changed, along with these units.
+systemctl daemon-reload
+systemctl enable --now -q "$check.timer"
 
 if [[ $restart == 1 ]]; then
   log "Restarting PostgreSQL ${version}"

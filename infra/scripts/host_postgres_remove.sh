@@ -4,6 +4,8 @@
 
 version=$(pg_lsclusters --no-header | awk '$2 == "main" { print $1 }' | sort -n | tail -n 1)
 conf_dir=/etc/postgresql/$version/main
+systemctl disable --now -q django-swarm-postgres-listen.timer 2>/dev/null || true
+rm -f /etc/systemd/system/django-swarm-postgres-listen.{service,timer}
 rm -f "$conf_dir/conf.d/django-swarm.conf" /etc/systemd/system/postgresql@.service.d/django-swarm.conf
 if replace_file "$conf_dir/pg_hba.conf" 640 postgres:postgres <<EOC; then
 $(sed '/^# BEGIN django-swarm/,/^# END django-swarm/d' "$conf_dir/pg_hba.conf")
