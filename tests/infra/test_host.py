@@ -190,6 +190,8 @@ def test_http_site_proxies_with_forwarded_headers_gzip_and_body_limit(serve):
     assert response.headers["Content-Encoding"] == "gzip"
     seen = response.json()["headers"]
     assert seen["X-Forwarded-Proto"] == "http"
+    # The host as the browser names it, port included: Django compares a form's Origin with it.
+    assert seen["Host"] == seen["X-Forwarded-Host"] == f"127.0.0.1:{nginx.http_port}"
     # A client cannot choose the address the site sees.
     assert seen["X-Forwarded-For"] == "127.0.0.1"
     assert (
