@@ -17,12 +17,19 @@ def event_dir(event: str) -> str:
 
 
 def static_dir(event: str) -> str:
-    """Directory Nginx serves as ``<path>/static/`` for ``event`` (trailing slash on purpose)."""
+    """What Nginx serves as ``<path>/static/`` for ``event`` (trailing slash on purpose): a
+    symlink that ``event_static.sh`` points at the set of files of the current releases."""
     return f"{event_dir(event)}/static/"
 
 
-def nginx_location_file(event: str) -> str:
-    return f"{NGINX_LOCATIONS_DIR}/{event}.conf"
+def nginx_location_file(path: str) -> str:
+    """The Nginx location file of the event served at ``path`` (``/a/b`` -> ``a_b.conf``).
+
+    Named by path, not by event: when an event is renamed, or two events swap paths, the event
+    that takes a path over writes that path's one file, so Nginx never sees the same location
+    twice. (``_`` cannot occur in a path segment, so two paths never share a file name.)
+    """
+    return f"{NGINX_LOCATIONS_DIR}/{'_'.join(path.strip('/').split('/'))}.conf"
 
 
 def stack_file(event: str) -> str:

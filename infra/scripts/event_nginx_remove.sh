@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Removes the event's Nginx locations and reloads Nginx.
-# Parameters: LOCATION_FILE.
+# Removes the event's Nginx location files (those whose first line is OWNER_LINE) and reloads
+# Nginx. A path that another event has taken over (a rename) is that event's file now: it stays.
+# Parameters: EVENT, LOCATIONS_DIR, OWNER_LINE.
 set -euo pipefail
-: "${LOCATION_FILE:?}"
+: "${EVENT:?}" "${LOCATIONS_DIR:?}" "${OWNER_LINE:?}"
 
-rm -f "$LOCATION_FILE"
+removed=()
+for file in "$LOCATIONS_DIR"/*.conf; do
+  if [[ -f $file && $(head -n 1 "$file") == "$OWNER_LINE" ]]; then
+    rm -f "$file"
+    removed+=("${file##*/}")
+  fi
+done
 nginx -t -q
 reload_nginx
-log "Removed $LOCATION_FILE"
+log "Removed the locations of $EVENT: ${removed[*]:-none}"
