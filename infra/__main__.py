@@ -44,6 +44,10 @@ pulumi.export("sshCommand", server.ssh_command())
 pulumi.export("imageDigest", image.repo_digest)
 pulumi.export("eventUrls", {name: site.url for name, site in sites.items()})
 pulumi.export("https", tls)
+# Read with: pulumi stack output eventAdmins --show-secrets
+pulumi.export(
+    "eventAdmins", pulumi.Output.secret({n: site.admin_login for n, site in sites.items()})
+)
 if server.generated_private_key is not None:
     # Log in with: pulumi stack output deployPrivateKey --show-secrets > key && chmod 600 key
     pulumi.export("deployPrivateKey", pulumi.Output.secret(server.generated_private_key))

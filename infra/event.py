@@ -6,8 +6,9 @@ What runs on the host when event X is deployed, in order (each a script in ``scr
                           verifier)
 2. ``event_secrets.sh``   swarm secrets for the Django secret key and that password (versioned)
    ``event_network.sh``   its overlay network, through which its tasks reach PostgreSQL
-3. ``event_migrate.sh``   the new image's migrations, once, as a swarm job with a timeout
-4. ``event_static.sh``    the new image's static files into the directory Nginx serves
+3. ``event_migrate.sh``   the new image's migrations, once, as a swarm job with a timeout; the same
+                          job makes the event's administrator (``manage.py ensure_admin``)
+4. ``event_static.sh``    the new image's static files, with the live release's, switched in at once
 5. ``event_stack.sh``     the swarm stack (``render_event.stack_file``), checked after the rollout
 6. ``event_nginx.sh``     its Nginx locations (``render_event.nginx_location``), then a reload
 
@@ -70,6 +71,7 @@ class EventSite(pulumi.ComponentResource):
     """One event: database, secrets, migration, static files, swarm stack, Nginx location."""
 
     url: pulumi.Output[str]
+    admin_login: pulumi.Output[dict]
 
     def __init__(self, name: str, args: EventSiteArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-swarm:index:EventSite", name, None, opts)
@@ -98,6 +100,10 @@ class EventSite(pulumi.ComponentResource):
         db_password = random.RandomPassword(f"{name}-db-password", length=40, opts=child)
         # Django's check --deploy wants at least 50 characters with some variety.
         secret_key = random.RandomPassword(f"{name}-secret-key", length=64, opts=child)
+        # The event's administrator, made by the migration job (`manage.py ensure_admin`).
+        admin_password = random.RandomPassword(
+            f"{name}-admin-password", length=32, special=False, opts=child
+        )
 
         database_step = step(
             "database",
@@ -112,11 +118,14 @@ class EventSite(pulumi.ComponentResource):
         )
 
         secret_names = pulumi.Output.all(
-            secret_version(secret_key.result), secret_version(db_password.result)
+            secret_version(secret_key.result),
+            secret_version(db_password.result),
+            secret_version(admin_password.result),
         ).apply(
             lambda versions: (
                 render_event.secret_name(event.name, "secret_key", versions[0]),
                 render_event.secret_name(event.name, "db_password", versions[1]),
+                render_event.secret_name(event.name, "admin_password", versions[2]),
             )
         )
         secrets_step = step(
@@ -129,11 +138,12 @@ class EventSite(pulumi.ComponentResource):
                         "EVENT": event.name,
                         "SECRET_KEY_SECRET": names[0],
                         "DB_PASSWORD_SECRET": names[1],
+                        "ADMIN_PASSWORD_SECRET": names[2],
                     },
                 )
             ),
             delete=render_script("event_secrets_remove.sh", {"EVENT": event.name}),
-            stdin=secret_stdin(secret_key.result, db_password.result),
+            stdin=secret_stdin(secret_key.result, db_password.result, admin_password.result),
         )
 
         network = render_event.network_name(event.name)
@@ -167,16 +177,19 @@ class EventSite(pulumi.ComponentResource):
         migrate_step = step(
             "migrate",
             [database_step, secrets_step, network_step, args.registry_login],
-            create=spec.apply(
-                lambda s: render_script(
+            create=pulumi.Output.all(spec, secret_names).apply(
+                lambda values: render_script(
                     "event_migrate.sh",
                     {
                         "EVENT": event.name,
-                        "IMAGE": s.image,
+                        "IMAGE": values[0].image,
                         "NETWORK": network,
-                        "ENV_FILE_TEXT": render_event.env_file(render_event.site_environment(s)),
-                        "SECRET_KEY_SECRET": s.secret_key_secret,
-                        "DB_PASSWORD_SECRET": s.db_password_secret,
+                        "ENV_FILE_TEXT": render_event.env_file(
+                            render_event.site_environment(values[0])
+                        ),
+                        "SECRET_KEY_SECRET": values[0].secret_key_secret,
+                        "DB_PASSWORD_SECRET": values[0].db_password_secret,
+                        "ADMIN_PASSWORD_SECRET": values[1][2],
                         "MIGRATE_TIMEOUT": MIGRATE_TIMEOUT_SECONDS,
                     },
                 )
@@ -194,6 +207,8 @@ class EventSite(pulumi.ComponentResource):
                         "RELEASE": release_id(image),
                         "EVENT_DIR": event_dir,
                         "STATIC_DIR": layout.static_dir(event.name),
+                        # Its image is the live release, whose files stay served.
+                        "SERVICE": layout.service_name(event.name),
                     },
                 )
             ),
@@ -203,16 +218,17 @@ class EventSite(pulumi.ComponentResource):
         stack_step = step(
             "stack",
             [migrate_step, static_step, secrets_step, network_step],
-            create=spec.apply(
-                lambda s: render_script(
+            create=pulumi.Output.all(spec, secret_names).apply(
+                lambda values: render_script(
                     "event_stack.sh",
                     {
                         "EVENT": event.name,
                         "SERVICE": layout.service_name(event.name),
                         "STACK_FILE": layout.stack_file(event.name),
-                        "STACK_TEXT": render_event.stack_file(s),
+                        "STACK_TEXT": render_event.stack_file(values[0]),
                         "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
-                        "SECRETS_IN_USE": f"{s.secret_key_secret} {s.db_password_secret}",
+                        # Every current secret, the migration job's admin password included.
+                        "SECRETS_IN_USE": " ".join(values[1]),
                     },
                 )
             ),
@@ -226,24 +242,36 @@ class EventSite(pulumi.ComponentResource):
             ),
         )
 
-        location_file = layout.nginx_location_file(event.name)
+        owner = {
+            "EVENT": event.name,
+            "LOCATIONS_DIR": layout.NGINX_LOCATIONS_DIR,
+            "OWNER_LINE": render_event.nginx_location_owner(event.name),
+        }
         step(
             "nginx",
             [stack_step],
             create=render_script(
                 "event_nginx.sh",
                 {
-                    "EVENT": event.name,
-                    "LOCATION_FILE": location_file,
+                    **owner,
+                    "LOCATION_FILE": layout.nginx_location_file(event.path),
                     "LOCATION_TEXT": render_event.nginx_location(
                         event.name, event.path, event.port, layout.static_dir(event.name)
                     ),
                 },
             ),
-            delete=render_script("event_nginx_remove.sh", {"LOCATION_FILE": location_file}),
+            delete=render_script("event_nginx_remove.sh", owner),
         )
 
         self.url = pulumi.Output.all(public_host, args.tls).apply(
             lambda values: f"{'https' if values[1] else 'http'}://{values[0]}{event.path}/"
         )
-        self.register_outputs({"url": self.url})
+        # Secret: the administrator's login (README, "Log in to an event's admin").
+        self.admin_login = pulumi.Output.secret(
+            {
+                "url": self.url.apply(lambda url: f"{url}admin/"),
+                "username": render_event.ADMIN_USERNAME,
+                "password": admin_password.result,
+            }
+        )
+        self.register_outputs({"url": self.url, "admin_login": self.admin_login})

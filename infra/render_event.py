@@ -25,6 +25,8 @@ SECRET_TARGETS = {"SECRET_KEY": "secret_key", "DB_PASSWORD": "db_password"}
 # worker with threads stays near 60 MB, so 256 MB is headroom, not a budget.
 MEMORY_LIMIT = "256M"
 MEMORY_RESERVATION = "64M"
+# The administrator account of every event (manage.py ensure_admin in the migration job).
+ADMIN_USERNAME = "admin"
 # PostgreSQL's own choice for SCRAM-SHA-256 (scram_iterations' default).
 SCRAM_ITERATIONS = 4096
 
@@ -178,6 +180,12 @@ def stack_file(spec: SiteSpec) -> str:
     return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
+def nginx_location_owner(event: str) -> str:
+    """The first line of every Nginx location file of ``event``: how the host scripts tell the
+    files of one event from another's."""
+    return f"# Event {event!r}, written by django-swarm's Pulumi program. Do not edit."
+
+
 def nginx_location(event: str, path: str, port: int, static_dir: str) -> str:
     """The Nginx locations of one event, included in the site's server block.
 
@@ -191,7 +199,7 @@ def nginx_location(event: str, path: str, port: int, static_dir: str) -> str:
     if not static_dir.endswith("/"):
         raise ValueError(f"static directory {static_dir!r} must end with '/' to match its alias")
     return f"""\
-# Event {event!r}, written by django-swarm's Pulumi program. Do not edit.
+{nginx_location_owner(event)}
 location = {path} {{
     # A relative Location: the public port may differ from the one Nginx listens on.
     absolute_redirect off;

@@ -19,7 +19,7 @@ log "Installing system packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 packages=(debootstrap debian-archive-keyring postgresql postgresql-contrib nginx wrk
-  python3-venv ca-certificates curl openssh-client iproute2 procps)
+  python3-venv ca-certificates curl openssh-client iproute2 procps chromium chromium-driver)
 # GitHub's Ubuntu runners ship Docker CE, which docker.io conflicts with (containerd.io):
 # install the Debian engine only where none is installed.
 if ! command -v dockerd >/dev/null 2>&1; then

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the new image's migrations once, before the new version takes traffic: a one-off swarm job
-# (`manage.py migrate_locked` holds a PostgreSQL advisory lock while it migrates). The job is
+# (`manage.py migrate_locked` holds a PostgreSQL advisory lock while it migrates), which then
+# makes the event's administrator with its generated password (`manage.py ensure_admin`; that
+# secret is the job's alone, the site never sees it). The job is
 # bounded by MIGRATE_TIMEOUT seconds; when it fails, this step fails with its logs and the
 # running version keeps serving untouched.
 # Parameters: EVENT, IMAGE, NETWORK, ENV_FILE_TEXT, SECRET_KEY_SECRET, DB_PASSWORD_SECRET,
-# MIGRATE_TIMEOUT.
+# ADMIN_PASSWORD_SECRET, MIGRATE_TIMEOUT.
 set -euo pipefail
 : "${EVENT:?}" "${IMAGE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" "${SECRET_KEY_SECRET:?}" \
-  "${DB_PASSWORD_SECRET:?}" "${MIGRATE_TIMEOUT:?}"
+  "${DB_PASSWORD_SECRET:?}" "${ADMIN_PASSWORD_SECRET:?}" "${MIGRATE_TIMEOUT:?}"
 
 job=${EVENT}_migrate
 workdir=$(mktemp -d)
@@ -37,7 +39,9 @@ docker service create --quiet --detach \
   --env-file "$workdir/env" \
   --secret "source=$SECRET_KEY_SECRET,target=secret_key" \
   --secret "source=$DB_PASSWORD_SECRET,target=db_password" \
-  "$IMAGE" python manage.py migrate_locked >/dev/null
+  --secret "source=$ADMIN_PASSWORD_SECRET,target=admin_password" \
+  --env ADMIN_PASSWORD_FILE=/run/secrets/admin_password \
+  "$IMAGE" sh -c 'python manage.py migrate_locked && python manage.py ensure_admin' >/dev/null
 
 # The job's output. Bounded: `docker service logs` can stream forever (it never ends for a task
 # from before a daemon restart).
@@ -64,4 +68,4 @@ while :; do
   sleep 2
 done
 job_output
-log "Migrations of $EVENT applied"
+log "Migrations of $EVENT applied, administrator ready"

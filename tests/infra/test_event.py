@@ -52,7 +52,9 @@ def test_each_event_has_its_steps_and_passwords(prod_config: UserConfig, preview
         for step in STEPS:
             assert run.named(f"{event}-{step}").parent == component.urn
     assert sorted(r.name for r in run.of_type(PASSWORD)) == sorted(
-        f"{e}-{kind}" for e in PROD_EVENTS for kind in ("db-password", "secret-key")
+        f"{e}-{kind}"
+        for e in PROD_EVENTS
+        for kind in ("admin-password", "db-password", "secret-key")
     )
     assert len(run.of_type(IMAGE)) == 1
     assert "app-registry-login" in names
@@ -165,11 +167,9 @@ def test_secret_steps_read_the_secrets_in_the_documented_order(prod_config: User
     for event in PROD_EVENTS:
         key = run.named(f"{event}-secret-key").outputs["result"]
         password = run.named(f"{event}-db-password").outputs["result"]
+        admin = run.named(f"{event}-admin-password").outputs["result"]
         encoded = run.named(f"{event}-secrets").inputs["stdin"].splitlines()
-        assert [base64.b64decode(line).decode() for line in encoded] == [
-            key,
-            password,
-        ]
+        assert [base64.b64decode(line).decode() for line in encoded] == [key, password, admin]
         # The database step gets the password's SCRAM verifier, never the password itself.
         database_stdin = run.named(f"{event}-database").inputs["stdin"]
         assert base64.b64decode(database_stdin).decode() == render_event.scram_verifier(password)
@@ -182,11 +182,33 @@ def test_swarm_secret_names_carry_a_version_of_their_value(prod_config: UserConf
     secrets = params(run.named("spring-hackathon-secrets").inputs["create"])
     assert re.fullmatch(r"spring-hackathon_secret_key_[0-9a-f]{12}", secrets["SECRET_KEY_SECRET"])
     assert re.fullmatch(r"spring-hackathon_db_password_[0-9a-f]{12}", secrets["DB_PASSWORD_SECRET"])
+    admin = secrets["ADMIN_PASSWORD_SECRET"]
+    assert re.fullmatch(r"spring-hackathon_admin_password_[0-9a-f]{12}", admin)
     stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    # The stack step removes the event's secrets not in this list: the job's stays.
     assert stack["SECRETS_IN_USE"].split() == [
         secrets["SECRET_KEY_SECRET"],
         secrets["DB_PASSWORD_SECRET"],
+        admin,
     ]
+    # Only the migration job mounts the administrator's password, never the site.
+    migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
+    assert migrate["ADMIN_PASSWORD_SECRET"] == admin
+    assert "admin_password" not in stack["STACK_TEXT"]
+
+
+def test_each_events_admin_login_is_a_secret_output(prod_config: UserConfig):
+    run = prod_config.run()
+    assert "eventAdmins" in run.secret_exports
+    admins = run.exports["eventAdmins"]
+    for event in PROD_EVENTS:
+        password = run.named(f"{event}-admin-password").outputs["result"]
+        assert admins[event] == {
+            "url": run.exports["eventUrls"][event] + "admin/",
+            "username": "admin",
+            "password": password,
+        }
+        assert len(password) >= 32
 
 
 def test_site_environment_follows_the_stack_config(prod_config: UserConfig):
@@ -242,6 +264,26 @@ def test_teardown_removes_everything_but_keeps_the_database(prod_config: UserCon
             assert_runs_script(delete, script)
         assert params(run.named(f"{event}-stack").inputs["delete"])["EVENT"] == event
     assert_runs_script(run.named("app-registry-login").inputs["delete"], "registry_logout.sh")
+
+
+def test_location_files_are_named_by_path_and_owned_by_their_event(existing_config: UserConfig):
+    # Renamed: event2 becomes event2b at the same path; event1 moves to another path.
+    events = [{"name": "event1", "path": "/camp/2027"}, {"name": "event2b", "path": "/event2"}]
+    run = existing_config.with_(events=events).run()
+    files = {}
+    for event in ("event1", "event2b"):
+        create = params(run.named(f"{event}-nginx").inputs["create"])
+        delete = params(run.named(f"{event}-nginx").inputs["delete"])
+        # Each file starts with its owner's line, the line by which the scripts find it again.
+        assert create["LOCATION_TEXT"].splitlines()[0] == create["OWNER_LINE"]
+        assert delete == {k: create[k] for k in ("EVENT", "LOCATIONS_DIR", "OWNER_LINE")}
+        assert event in create["OWNER_LINE"]
+        files[event] = create["LOCATION_FILE"]
+    assert files == {
+        "event1": f"{layout.NGINX_LOCATIONS_DIR}/camp_2027.conf",
+        # The file event2 wrote at /event2: event2b takes it over instead of adding a duplicate.
+        "event2b": f"{layout.NGINX_LOCATIONS_DIR}/event2.conf",
+    }
 
 
 def test_drop_database_on_delete_is_a_per_event_decision(existing_config: UserConfig):

@@ -76,7 +76,7 @@ def test_adding_an_event_only_adds_its_resources(existing_config: UserConfig, pr
     assert removed == set() and different == set()
     assert added == {
         "event3",
-        *(f"event3-{s}" for s in ("db-password", "secret-key")),
+        *(f"event3-{s}" for s in ("admin-password", "db-password", "secret-key")),
         *(f"event3-{s}" for s in ("database", "secrets", "network", "migrate", "static")),
         *(f"event3-{s}" for s in ("stack", "nginx")),
     }

@@ -19,7 +19,6 @@ import os
 import secrets
 import string
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,13 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pulumi.runtime import mocks as pulumi_mocks
 
-from tests import harness
-
-# The program's own modules are top-level imports from infra/ (as when Pulumi runs it).
-if str(harness.INFRA_DIR) not in sys.path:
-    sys.path.insert(0, str(harness.INFRA_DIR))
 import image
 from image import DockerignoreRules
+from tests import harness
 from tests.rehearsal.box import AcceptAnyHostKey, load_private_key, ssh_run
 
 COMMAND = "command:remote:Command"

@@ -17,12 +17,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
+import layout
+from remote_script import render_script
 from tests.rehearsal import figures
 from tests.rehearsal.box import Box, docker
+from tests.rehearsal.browser import chromium
 from tests.rehearsal.conftest import REGISTRY_USER
 from tests.rehearsal.replay import Converge, ReplayCloud, converge
 
@@ -36,7 +43,6 @@ BROKEN_SETTINGS = {"GUNICORN_WORKER_CLASS": "rehearsal.broken.Worker"}
 # new image, a new digest and a new release of every event.
 NEXT_BASE_IMAGE = "rehearsal/python-base:next"
 PS_LOG = "/root/rehearsal-ps.log"
-ADMIN_PASSWORD = "rehearsal-admin-0123456789"
 # Run inside a site container (argv[1]: the database): connects like the site does, with the
 # role, host and password file swarm gave it; prints the role or exits with PostgreSQL's error.
 CONNECT_AS_SITE = """
@@ -170,22 +176,14 @@ def test_2_static_admin_login_and_cookies(story):
         404,
     )
 
-    container = next(iter(story.containers("event1")))
-    box.check(
-        f"docker exec -e DJANGO_SUPERUSER_PASSWORD={ADMIN_PASSWORD} {container} "
-        "python manage.py createsuperuser --noinput --username admin --email admin@example.org"
-    )
-    session = requests.Session()
-    page = session.get(story.url("/event1/admin/login/"), timeout=10)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    done = session.post(
-        story.url("/event1/admin/login/?next=/event1/admin/"),
-        data={"csrfmiddlewaretoken": token, "username": "admin", "password": ADMIN_PASSWORD,
-              "next": "/event1/admin/"},
-        timeout=10,
-    )  # fmt: skip
-    assert done.status_code == 200 and done.url.endswith("/event1/admin/"), done.url
-    assert "Site administration" in done.text
+    # Each event's administrator exists with the password the program generated (the stack's
+    # secret output eventAdmins), and only there.
+    admins = story.converges[0].program.exports["eventAdmins"]
+    assert admins["event1"]["password"] != admins["event2"]["password"]
+    session = admin_login(story, "/event1", admins["event1"])
+    assert "Site administration" in session.get(story.url("/event1/admin/"), timeout=10).text
+    with pytest.raises(AssertionError, match="login refused"):
+        admin_login(story, "/event2", admins["event1"])
     cookies = {c.name: c.path for c in session.cookies}
     assert cookies and all(path.startswith("/event1") for path in cookies.values()), cookies
 
@@ -194,6 +192,72 @@ def test_2_static_admin_login_and_cookies(story):
     other_cookies = {c.name: c.path for c in other.cookies}
     assert other_cookies and all(p.startswith("/event2") for p in other_cookies.values())
     assert not set(cookies) & set(other_cookies), "event1 and event2 cookies share a name"
+
+
+def admin_login(story: Story, path: str, login: dict[str, str]) -> requests.Session:
+    """A session logged into the admin under ``path`` with ``login`` (username, password)."""
+    session = requests.Session()
+    page = session.get(story.url(f"{path}/admin/login/"), timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    done = session.post(
+        story.url(f"{path}/admin/login/?next={path}/admin/"),
+        data={"csrfmiddlewaretoken": token, "username": login["username"],
+              "password": login["password"], "next": f"{path}/admin/"},
+        timeout=10,
+    )  # fmt: skip
+    assert done.status_code == 200, done.status_code
+    # A refused login shows the form again, at .../admin/login/?next=...
+    assert urlsplit(done.url).path == f"{path}/admin/", f"login refused at {path}: {done.url}"
+    return session
+
+
+def admin_in_browser(browser, story: Story, path: str, login: dict[str, str]) -> None:
+    """Logs into the admin under ``path`` as a person would: the form, then the index page."""
+    browser.get(story.url(f"{path}/admin/"))
+    browser.find_element(By.NAME, "username").send_keys(login["username"])
+    browser.find_element(By.NAME, "password").send_keys(login["password"])
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    try:
+        WebDriverWait(browser, 20).until(lambda b: "Site administration" in b.page_source)
+    except TimeoutException:
+        text = browser.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(f"no admin index at {browser.current_url}: {text[:600]}") from None
+
+
+def styled_by_the_events_css(browser, path: str) -> bool:
+    """Whether the page applies the admin's stylesheet served under ``path``/static/."""
+    return browser.execute_script(
+        "return [...document.styleSheets].some(s => s.href"
+        " && new URL(s.href).pathname.startsWith(arguments[0]) && s.cssRules.length > 0)",
+        f"{path}/static/admin/css/",
+    )
+
+
+def cookie_names(browser) -> set[str]:
+    return {cookie["name"] for cookie in browser.get_cookies()}
+
+
+def test_2b_the_admins_of_two_events_in_one_browser(story):
+    """README, "Log in to an event's admin": in a real browser, through Nginx, with the stack's
+    generated logins; logging into the second event keeps the first one's session."""
+    admins = story.converges[0].program.exports["eventAdmins"]
+    with chromium() as browser:
+        admin_in_browser(browser, story, "/event1", admins["event1"])
+        assert styled_by_the_events_css(browser, "/event1")
+        admin_in_browser(browser, story, "/event2", admins["event2"])
+        assert styled_by_the_events_css(browser, "/event2")
+
+        browser.get(story.url("/event1/admin/"))
+        assert "Site administration" in browser.page_source
+        assert not browser.find_elements(By.NAME, "password"), "event1's session was lost"
+        assert styled_by_the_events_css(browser, "/event1")
+        # A page sees only its own event's cookies (their path is the event's).
+        assert cookie_names(browser) == {"event1_csrftoken", "event1_sessionid"}
+        figures.save_screenshot(browser, "admin-event1.png")
+        # And the second event's session is there too.
+        browser.get(story.url("/event2/admin/"))
+        assert "Site administration" in browser.page_source
+        assert cookie_names(browser) == {"event2_csrftoken", "event2_sessionid"}
 
 
 def test_3_converging_again_changes_nothing(story):
@@ -332,6 +396,55 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
     assert story.hits("/event1/") == count + 2
 
 
+def run_static_step(story: Story, image: str, release: str) -> None:
+    """event1's static step for ``image``, exactly as the program renders it."""
+    script = render_script(
+        "event_static.sh",
+        {
+            "IMAGE": image,
+            "RELEASE": release,
+            "EVENT_DIR": layout.event_dir("event1"),
+            "STATIC_DIR": layout.static_dir("event1"),
+            "SERVICE": layout.service_name("event1"),
+        },
+    )
+    result = story.box.ssh(script)
+    assert result.status == 0, result.stderr
+
+
+def test_5b_a_failed_release_and_its_retry_keep_the_live_releases_static_files(story):
+    """Two releases whose static step ran but which never went live (a failed release, then a
+    retry): the live release's files stay served, the failed one's go."""
+    box = story.box
+    live_image = box.check(
+        "docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' event1_web"
+    ).strip()
+    live = live_image.rsplit("@sha256:", 1)[1][:12]
+    css = "/event1/static/admin/css/base.css"
+    for tag in ("b", "c"):
+        build = f"FROM {live_image}\nUSER root\nRUN echo {tag} > /app/staticfiles/only-{tag}.txt\n"
+        box.check(f"printf '{build}' | docker build -q -t rehearsal/static-{tag} -")
+
+    run_static_step(story, "rehearsal/static-b", "b" * 12)
+    assert requests.get(story.url("/event1/static/only-b.txt"), timeout=10).text == "b\n"
+    run_static_step(story, "rehearsal/static-c", "c" * 12)
+    assert requests.get(story.url("/event1/static/only-c.txt"), timeout=10).text == "c\n"
+    assert requests.get(story.url("/event1/static/only-b.txt"), timeout=10).status_code == 404
+    assert requests.get(story.url(css), timeout=10).status_code == 200
+    releases = box.check(f"ls {layout.event_dir('event1')}/releases").split()
+    assert sorted(releases) == sorted([live, "c" * 12])
+    # The files served are never written in place: each set is a new directory.
+    assert box.check(f"readlink {layout.static_dir('event1').rstrip('/')}").strip() == (
+        f"served/{'c' * 12}-{live}"
+    )
+
+    # Back to what the program deployed (its state says so): the live release alone.
+    run_static_step(story, live_image, live)
+    assert requests.get(story.url("/event1/static/only-c.txt"), timeout=10).status_code == 404
+    assert box.check(f"ls {layout.event_dir('event1')}/releases").split() == [live]
+    assert requests.get(story.url(css), timeout=10).status_code == 200
+
+
 def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
     story.box.reboot()
@@ -342,6 +455,26 @@ def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
         assert story.hits(path) == before + 1
     again = story.converge()
     assert executed(again) == [], "a reboot made the program replay commands"
+
+
+def test_6b_postgres_listens_on_the_bridge_again_when_it_came_late(story):
+    """After a reboot where Docker was slow, PostgreSQL may give up waiting for docker_gwbridge's
+    gateway and listen on localhost only; the host's timer restarts it once the gateway is up."""
+    box = story.box
+    (address,) = box.check("ip -4 -o address show dev docker_gwbridge | awk '{print $4}'").split()
+    gateway = address.split("/")[0]
+    unit = box.check("systemctl list-units --plain --no-legend 'postgresql@*' | awk '{print $1}'")
+    unit = unit.split()[0].removesuffix(".service")
+    count = story.hits("/event1/")
+    # The gateway is missing while PostgreSQL starts: it waits for it (bounded), then gives up.
+    box.check(f"ip address del {address} dev docker_gwbridge && systemctl restart {unit}")
+    assert f"{gateway}:5432" not in box.check("ss -Hltn")
+    box.check(f"ip address add {address} dev docker_gwbridge")
+    wait_until_serving(story, "/event1", timeout=120)
+    assert f"{gateway}:5432" in box.check("ss -Hltn")
+    assert story.hits("/event1/") == count + 1
+    journal = box.check("journalctl -q -o cat -u django-swarm-postgres-listen.service")
+    assert f"PostgreSQL does not listen on {gateway}: restarting {unit}" in journal
 
 
 def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(story):
@@ -364,6 +497,49 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
     assert "ev_event3" in databases.split()
     assert story.hits("/event1/") == count1 + 1
+
+
+def location_files(box: Box) -> dict[str, str]:
+    """Nginx location files of the events: file name -> its first line (the owning event)."""
+    listing = box.check(
+        "for f in /etc/nginx/django-swarm.d/*.conf; do"
+        ' printf "%s\\t%s\\n" "${f##*/}" "$(head -n 1 "$f")"; done'
+    )
+    return dict(line.split("\t", 1) for line in listing.splitlines())
+
+
+def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story):
+    box = story.box
+    counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+
+    # Two events swap their paths in one `up`: each takes over the other's location file.
+    story.events[0]["path"], story.events[1]["path"] = "/event2", "/event1"
+    story.converge()
+    assert story.hits("/event1/") == counts["/event2/"] + 1
+    assert story.hits("/event2/") == counts["/event1/"] + 1
+    story.events[0]["path"], story.events[1]["path"] = "/event1", "/event2"
+    story.converge()
+    assert story.hits("/event1/") == counts["/event1/"] + 2
+    assert story.hits("/event2/") == counts["/event2/"] + 2
+
+    # A renamed event is a new event at the same path, with a new database (README: the old
+    # event's data stays in its own database).
+    story.events[1]["name"] = "event2b"
+    story.converge()
+    assert story.hits("/event2/") == 1
+    databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
+    assert {"ev_event2", "ev_event2b"} <= set(databases.split())
+    assert "event2" not in box.check("docker stack ls --format '{{.Name}}'").split()
+    owners = location_files(box)
+    assert set(owners) == {"event1.conf", "event2.conf"}
+    assert "'event2b'" in owners["event2.conf"]
+
+    # Named back: event2 is deployed again on its kept database, and counts on.
+    story.events[1]["name"] = "event2"
+    story.converge()
+    assert story.hits("/event2/") == counts["/event2/"] + 3
+    assert "'event2'" in location_files(box)["event2.conf"]
+    assert story.hits("/event1/") == counts["/event1/"] + 3
 
 
 def secret_values(story: Story) -> list[str]:
