@@ -9,6 +9,11 @@
 set -euo pipefail
 : "${EVENT:?}" "${LOCATIONS_DIR:?}" "${LOCATION_FILE:?}" "${LOCATION_TEXT:?}" "${OWNER_LINE:?}"
 
+# The events' Nginx steps run in parallel, and each reads and changes the other events' files
+# (a path taken over, this event's old files removed, everything put back if nginx -t fails):
+# one at a time.
+exec {lock}>/run/lock/django-swarm-nginx.lock
+flock --timeout 120 "$lock"
 install -d -m 755 "$LOCATIONS_DIR"
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT

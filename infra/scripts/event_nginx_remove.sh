@@ -5,6 +5,11 @@
 set -euo pipefail
 : "${EVENT:?}" "${LOCATIONS_DIR:?}" "${OWNER_LINE:?}"
 
+# The events' Nginx steps run in parallel, and each reads and changes the other events' files
+# (a path taken over, this event's old files removed, everything put back if nginx -t fails):
+# one at a time.
+exec {lock}>/run/lock/django-swarm-nginx.lock
+flock --timeout 120 "$lock"
 removed=()
 for file in "$LOCATIONS_DIR"/*.conf; do
   if [[ -f $file && $(head -n 1 "$file") == "$OWNER_LINE" ]]; then
