@@ -5,7 +5,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-log() { printf '\n==> %s\n' "$*" >&2; }
+# Each phase's start also says how long the previous one took, so that growth shows (the last
+# phase's time is pytest's own closing line, which stays the last line of the output).
+phase_name='' phase_start=$SECONDS
+log() {
+  if [[ -n $phase_name ]]; then
+    printf '==> %s took %d s\n' "$phase_name" "$((SECONDS - phase_start))" >&2
+  fi
+  phase_name=$* phase_start=$SECONDS
+  printf '\n==> %s\n' "$*" >&2
+}
 
 if [[ ! -x .venv/bin/python ]]; then
   log "Creating .venv"
