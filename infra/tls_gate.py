@@ -29,11 +29,14 @@ def lookup_ipv4(name: str) -> set[str]:
 def leads_to(domain: str, server: str) -> bool:
     """Whether every address ``domain`` resolves to is the server's (``server``: its public IP
     address, or for an existing host the name or address it is reached at)."""
+    return _all_on_server(lookup_ipv4(domain), server)
+
+
+def _all_on_server(found: set[str], server: str) -> bool:
     try:
         targets = {str(ipaddress.ip_address(server))}
     except ValueError:
         targets = lookup_ipv4(server)
-    found = lookup_ipv4(domain)
     return bool(found) and found <= targets
 
 
@@ -46,9 +49,11 @@ def tls_active(
         return pulumi.Output.from_input(False)
 
     def check(address: str) -> bool:
-        if leads_to(domain, address):
+        # One look-up decides and is reported: two could disagree while DNS changes.
+        found = lookup_ipv4(domain)
+        if _all_on_server(found, address):
             return True
-        seen = ", ".join(sorted(lookup_ipv4(domain))) or "no address"
+        seen = ", ".join(sorted(found)) or "no address"
         pulumi.log.warn(
             f"TLS for {domain} is waiting: the name resolves to {seen}, not to the server's"
             f" address {address}. The sites are served over plain HTTP until then. Point the"
