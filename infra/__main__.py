@@ -41,6 +41,8 @@ sites = {
 pulumi.export("publicAddress", server.public_address)
 pulumi.export("privateAddress", server.private_address)
 pulumi.export("sshCommand", server.ssh_command())
+# What the server must present over SSH; compare it with the droplet console's, see the README.
+pulumi.export("sshHostKey", server.host_key)
 pulumi.export("imageDigest", image.repo_digest)
 pulumi.export("eventUrls", {name: site.url for name, site in sites.items()})
 pulumi.export("https", tls)
@@ -48,6 +50,10 @@ pulumi.export("https", tls)
 pulumi.export(
     "eventAdmins", pulumi.Output.secret({n: site.admin_login for n, site in sites.items()})
 )
+if server.droplet_urn is not None:
+    # The droplet is protected; tearing it down starts with:
+    # pulumi state unprotect "$(pulumi stack output dropletUrn)"
+    pulumi.export("dropletUrn", server.droplet_urn)
 if server.generated_private_key is not None:
     # Log in with: pulumi stack output deployPrivateKey --show-secrets > key && chmod 600 key
     pulumi.export("deployPrivateKey", pulumi.Output.secret(server.generated_private_key))

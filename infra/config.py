@@ -8,6 +8,8 @@ Keys and defaults are documented in docs/architecture.md ("Stack config keys") a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import re
@@ -41,6 +43,7 @@ EXISTING_KEYS = ("host", "sshPort", "advertiseAddress")
 COMMON_KEYS = (
     "target",
     "sshPrivateKey",
+    "sshHostKey",
     "domain",
     "tlsEmail",
     "registry",
@@ -54,6 +57,9 @@ COMMON_KEYS = (
 SECRET_KEYS = ("sshPrivateKey", "registryPassword", "registryPullPassword")
 KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
 
+OPENSSH_KEY_TYPES = frozenset(
+    {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+)
 EVENT_KEYS = frozenset({"name", "path", "replicas", "port", "dropDatabaseOnDelete", "settings"})
 EVENT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
 EVENT_PATH = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9._~-]*)+")
@@ -139,6 +145,8 @@ class StackConfig:
     host: str | None
     ssh_port: int
     ssh_private_key: pulumi.Output[str] | None
+    # "<type> <base64>" the server must present; None: learned on first contact, then pinned.
+    ssh_host_key: str | None
     advertise_address: str | None
     domain: str | None
     tls_email: str | None
@@ -238,6 +246,22 @@ def _is_network(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def openssh_public_key(line: str) -> str | None:
+    """``<type> <base64>`` of one OpenSSH public key line (comment dropped), or None if the line
+    is not one: the base64 must decode to a key blob that names the same type."""
+    fields = line.split()
+    if len(fields) not in (2, 3) or fields[0] not in OPENSSH_KEY_TYPES:
+        return None
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+    except binascii.Error:
+        return None
+    name_length = int.from_bytes(blob[:4], "big")
+    if blob[4 : 4 + name_length] != fields[0].encode():
+        return None
+    return f"{fields[0]} {fields[1]}"
 
 
 def _is_address(value: str) -> bool:
@@ -482,8 +506,17 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     reader.checked(
         "sshPublicKey",
         ssh_public_key,
-        lambda v: v.startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")),
+        lambda v: openssh_public_key(v) is not None,
         "paste one OpenSSH public key line (ssh-ed25519 AAAA...)",
+    )
+    ssh_host_key = reader.text("sshHostKey")
+    reader.checked(
+        "sshHostKey",
+        ssh_host_key,
+        lambda v: openssh_public_key(v) is not None,
+        "paste the server's host key without the host name, as ssh-keyscan -t ed25519 <host>"
+        " prints it after the name (ssh-ed25519 AAAA...), or remove it to trust the key seen on"
+        " first contact",
     )
     advertise_address = reader.text("advertiseAddress")
     reader.checked("advertiseAddress", advertise_address, _is_address, "set an IP address")
@@ -560,6 +593,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         host=host,
         ssh_port=reader.integer("sshPort", 22, 1, 65535),
         ssh_private_key=ssh_private_key,
+        ssh_host_key=openssh_public_key(ssh_host_key) if ssh_host_key else None,
         advertise_address=advertise_address,
         domain=domain,
         tls_email=tls_email,

@@ -14,6 +14,7 @@ import pulumi_tls as tls
 from pulumi_command import remote
 
 from config import StackConfig
+from remote_script import render_script
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 # The swarm's own ports (manager API, gossip, VXLAN); open only inside the VPC for more nodes.
@@ -47,6 +48,10 @@ class Server(pulumi.ComponentResource):
     private_address: pulumi.Output[str]
     postgres_volume: PostgresVolume | None
     generated_private_key: pulumi.Output[str] | None
+    # The host key every connection requires ("<type> <base64>").
+    host_key: pulumi.Output[str]
+    # What `pulumi state unprotect` takes before the droplet may go (digitalocean only).
+    droplet_urn: pulumi.Output[str] | None
     # DNS records certbot needs before it can obtain a certificate.
     dns_records: list[pulumi.Resource]
 
@@ -58,6 +63,7 @@ class Server(pulumi.ComponentResource):
         self.postgres_volume = None
         self.generated_private_key = None
         self.dns_records = []
+        self.droplet_urn = None
         if cfg.target == "digitalocean":
             private_key = self._droplet(name, cfg)
         else:
@@ -65,17 +71,48 @@ class Server(pulumi.ComponentResource):
             self.private_address = pulumi.Output.from_input(cfg.advertise_address or "")
             private_key = cfg.ssh_private_key
         error_limit, dial_timeout = DIAL[cfg.target]
-        self.connection = remote.ConnectionArgs(
-            host=self.public_address,
-            port=self.ssh_port,
-            user=SSH_USER,
-            private_key=private_key,
-            dial_error_limit=error_limit,
-            per_dial_timeout=dial_timeout,
-        )
+
+        def connection(host_key: pulumi.Input[str] | None) -> remote.ConnectionArgs:
+            return remote.ConnectionArgs(
+                host=self.public_address,
+                port=self.ssh_port,
+                user=SSH_USER,
+                private_key=private_key,
+                dial_error_limit=error_limit,
+                per_dial_timeout=dial_timeout,
+                host_key=host_key,
+            )
+
+        if cfg.ssh_host_key is not None:
+            self.host_key = pulumi.Output.from_input(cfg.ssh_host_key)
+        else:
+            self.host_key = self._first_contact_host_key(name, connection(None))
+        # Every step connects through this: a server that presents another key is refused.
+        self.connection = connection(self.host_key)
         self.register_outputs(
-            {"public_address": self.public_address, "private_address": self.private_address}
+            {
+                "public_address": self.public_address,
+                "private_address": self.private_address,
+                "host_key": self.host_key,
+            }
         )
+
+    def _first_contact_host_key(
+        self, name: str, unverified: remote.ConnectionArgs
+    ) -> pulumi.Output[str]:
+        """The server's ed25519 host key, read once over a connection that checks none.
+
+        Trust on first use, as ssh's known_hosts: the step runs when the server is new (or its
+        address changes), and every later connection must meet the key it read.
+        """
+        first_contact = remote.Command(
+            f"{name}-host-key",
+            connection=unverified,
+            create=render_script("host_key.sh"),
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return first_contact.stdout
 
     def ssh_command(self) -> pulumi.Output[str]:
         """The command line a person uses to log in to the server."""
@@ -118,8 +155,13 @@ class Server(pulumi.ComponentResource):
             monitoring=True,
             graceful_shutdown=True,
             tags=["django-swarm", resource_name(stack, "node")],
-            opts=child,
+            # A changed image, key or region would replace the droplet: create the new one,
+            # move the reserved IP onto it before any step ran there, and delete the old one
+            # with whatever data it holds. Refused instead; the README's "Move to a new droplet"
+            # is the way.
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
+        self.droplet_urn = droplet.urn
         droplet_id = droplet.id.apply(int)
         project_resources = [droplet.droplet_urn]
 

@@ -33,6 +33,8 @@ PROJECT = "django-swarm"
 
 # The address range DigitalOcean gives a new VPC, as FakeCloud answers it.
 VPC_RANGE = "10.114.0.0/20"
+# The ed25519 host key FakeCloud's servers present on first contact.
+MOCK_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKeyOfTheServer"
 # What an unknown value (known only after `pulumi up`) looks like in recorded inputs.
 UNKNOWN = rpc.UNKNOWN
 _SECRET_KEY = rpc._special_sig_key
@@ -228,6 +230,8 @@ class FakeCloud(pulumi_mocks.Mocks):
             name = inputs.get("imageName", "")
             repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
             return {"repoDigest": f"{repo}@sha256:{_digest(inputs)}"}
+        if t == "command:remote:Command" and args.name.endswith("-host-key"):
+            return {"stdout": MOCK_HOST_KEY, "stderr": ""}
         if t == "command:remote:Command":
             return {"stdout": "", "stderr": ""}
         return {}

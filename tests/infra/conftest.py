@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The harness lives in tests/; the program's modules are top-level imports from infra/.
@@ -32,6 +34,13 @@ EXISTING_PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nEXISTING-HOST-KEY-must-not-leak\n"
     "-----END OPENSSH PRIVATE KEY-----\n"
 )
+
+
+def openssh_public_key_line(comment: str = "") -> str:
+    """A new, real ed25519 public key as one OpenSSH line (``ssh-ed25519 AAAA... comment``)."""
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    line = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{line.decode()} {comment}".strip()
 
 
 @dataclass(frozen=True)

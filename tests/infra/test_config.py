@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import UserConfig
+from conftest import UserConfig, openssh_public_key_line
 
 import config as stack_config
 from config import ConfigError
@@ -190,10 +190,25 @@ RULES = [
     ({"dropletImage": "debian-12-x64"}, "dropletImage", "set debian-13-x64"),
     ({"dropletImage": "ubuntu-24-04-x64"}, "dropletImage", "Debian 13 or newer"),
     (
-        {"sshPublicKey": "ssh-ed25519 AAAAC3Nz me@laptop"},
+        {"sshPublicKey": openssh_public_key_line("me@laptop")},
         "sshPrivateKey",
         "also set its private key",
     ),
+    ({"sshPublicKey": "ssh-ed25519 AAAAC3Nz me@laptop"}, "sshPublicKey", "OpenSSH public key"),
+    ({"sshPublicKey": "ecdsa-sha2-nistp256"}, "sshPublicKey", "OpenSSH public key"),
+    # ssh-keyscan prints the host name first: the key alone is what the server presents.
+    (
+        {"sshHostKey": "[203.0.113.5]:22 " + openssh_public_key_line()},
+        "sshHostKey",
+        "without the host name",
+    ),
+    # A key of one type that claims to be another.
+    (
+        {"sshHostKey": "ssh-rsa " + openssh_public_key_line().split()[1]},
+        "sshHostKey",
+        "ssh-keyscan -t ed25519",
+    ),
+    ({"sshHostKey": "ssh-ed25519 not*base64"}, "sshHostKey", "trust the key seen on first contact"),
 ]
 
 

@@ -50,8 +50,17 @@ COMMANDS = readme_pulumi_commands()
 
 
 def test_the_readme_gives_the_teardown_commands():
+    # The droplet is protected (it must not be replaced); its URN is a stack output.
+    assert 'pulumi state unprotect "$(pulumi stack output dropletUrn)"' in COMMANDS
     assert "pulumi destroy --exclude-protected" in COMMANDS
     assert "pulumi state unprotect --all --yes" in COMMANDS
+
+
+def test_the_readme_gives_the_commands_that_move_to_a_new_droplet():
+    assert (
+        'pulumi destroy --target "$(pulumi stack output dropletUrn)" --target-dependents'
+        in COMMANDS
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -7,10 +7,10 @@ import collections
 import json
 
 import pytest
-from conftest import EXISTING_PRIVATE_KEY, REGISTRY_PASSWORD
+from conftest import EXISTING_PRIVATE_KEY, REGISTRY_PASSWORD, openssh_public_key_line
 
 import config
-from harness import UNKNOWN, VPC_RANGE
+from harness import MOCK_HOST_KEY, UNKNOWN, VPC_RANGE
 
 DO = "digitalocean:index/"
 ANYWHERE = {"0.0.0.0/0", "::/0"}
@@ -98,7 +98,8 @@ def test_postgres_volume_is_protected_attached_and_in_the_project(prod_config):
     assert volume.protect
     assert volume.inputs["size"] == 10
     assert volume.inputs["initialFilesystemType"] == "ext4"
-    assert not any(r.protect for r in run.resources if r is not volume)
+    droplet = run.named("server-droplet")
+    assert {r.name for r in run.resources if r.protect} == {volume.name, droplet.name}
     attachment = run.named("server-postgres-volume-attachment").inputs
     assert attachment["dropletId"] == int(run.named("server-droplet").id)
     assert attachment["volumeId"] == volume.id
@@ -108,6 +109,18 @@ def test_postgres_volume_is_protected_attached_and_in_the_project(prod_config):
         "do:volume:server-postgres-volume",
         "do:reservedip:server-reserved-ip",
     }
+
+
+@pytest.mark.parametrize("volume_gb", [10, 0])
+def test_the_droplet_is_protected_so_no_change_can_replace_it(prod_config, volume_gb):
+    # Replacing it would move the reserved IP onto a bare droplet before any step ran there,
+    # attach the volume while the old droplet still has it, and (without a volume) delete the
+    # data: the engine refuses to replace or delete a protected resource instead.
+    run = prod_config.with_(postgresVolumeGb=volume_gb).run()
+    droplet = run.named("server-droplet")
+    assert droplet.protect
+    # What the README's teardown unprotects: pulumi state unprotect "$(pulumi stack output …)"
+    assert run.exports["dropletUrn"] == droplet.urn
 
 
 def test_no_volume_when_size_is_zero(prod_config):
@@ -140,14 +153,14 @@ def test_managed_dns_record_points_at_the_server(prod_config):
 
 
 def test_own_ssh_key_pair_replaces_the_generated_one(prod_config):
-    public = "ssh-ed25519 AAAAC3NzaOWNKEY me@laptop"
+    public = openssh_public_key_line("me@laptop")
     run = (
         prod_config.with_(sshPublicKey=public)
         .with_secret("sshPrivateKey", EXISTING_PRIVATE_KEY)
         .run()
     )
     assert not run.of_type("tls:index/privateKey:PrivateKey")
-    assert run.named("server-ssh-key").inputs["publicKey"] == public
+    assert run.named("server-ssh-key").inputs["publicKey"] == public.strip()
     step = run.named("host-wait-ready")
     assert step.inputs["connection"]["privateKey"] == EXISTING_PRIVATE_KEY
     assert "connection" in step.secret_paths
@@ -158,14 +171,50 @@ def test_own_ssh_key_pair_replaces_the_generated_one(prod_config):
 def test_existing_target_creates_no_cloud_resource(existing_config, preview):
     run = existing_config.run(preview=preview)
     assert not [r for r in run.resources if r.type.startswith(("digitalocean:", "tls:"))]
-    connection = run.named("host-wait-ready").inputs["connection"]
+    # On a first preview every step's connection waits for the host key (unknown); the first
+    # contact's is known.
+    connection = run.named("server-host-key").inputs["connection"]
     assert (connection["host"], connection["port"], connection["user"]) == (
         "198.51.100.7",
         2222,
         "root",
     )
     assert run.exports["sshCommand"] == "ssh -p 2222 root@198.51.100.7"
+    assert "dropletUrn" not in run.exports
     assert run.exports["privateAddress"] == ""
+
+
+@pytest.mark.parametrize("which", ["prod", "existing"])
+def test_host_key_is_read_on_first_contact_then_required_by_every_step(
+    prod_config, existing_config, which
+):
+    run = (prod_config if which == "prod" else existing_config).run()
+    first_contact = run.named("server-host-key")
+    assert "hostKey" not in first_contact.inputs["connection"]
+    assert "ssh_host_ed25519_key.pub" in first_contact.inputs["create"]
+    others = [r for r in run.of_type("command:remote:Command") if r is not first_contact]
+    assert len(others) > 10
+    for step in others:
+        assert step.inputs["connection"]["hostKey"] == MOCK_HOST_KEY, step.name
+    assert run.exports["sshHostKey"] == MOCK_HOST_KEY
+
+
+def test_first_contact_comes_before_every_other_step(prod_config):
+    run = prod_config.run(preview=True)
+    for step in run.of_type("command:remote:Command"):
+        if step.name != "server-host-key":
+            # Unknown until the first contact has happened: no step can connect before it.
+            assert step.inputs["connection"] == UNKNOWN, step.name
+
+
+def test_a_configured_host_key_is_required_and_none_is_learned(existing_config):
+    key = openssh_public_key_line("root@event-server")
+    run = existing_config.with_(sshHostKey=key).run()
+    assert not [r for r in run.resources if r.name == "server-host-key"]
+    pinned = " ".join(key.split()[:2])  # the comment is not part of the key
+    for step in run.of_type("command:remote:Command"):
+        assert step.inputs["connection"]["hostKey"] == pinned, step.name
+    assert run.exports["sshHostKey"] == pinned
 
 
 @pytest.mark.parametrize("target", ["digitalocean", "existing"])

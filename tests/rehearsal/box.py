@@ -8,6 +8,7 @@ program pushes from this machine, the box's Docker pulls with ``--with-registry-
 
 from __future__ import annotations
 
+import base64
 import io
 import socket
 import subprocess
@@ -58,8 +59,8 @@ def free_loopback_port() -> int:
         return s.getsockname()[1]
 
 
-class AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
-    """pulumi-command does not verify host keys; the box's key is new every run anyway."""
+class IgnoreHostKey(paramiko.MissingHostKeyPolicy):
+    """What pulumi-command does for a connection without ``hostKey``: accept any key."""
 
     def missing_host_key(self, client, hostname, key):
         return None
@@ -82,18 +83,24 @@ class CommandResult:
     stderr: str
 
 
-def ssh_run(
-    host: str,
-    port: int,
-    user: str,
-    private_key: str,
-    command: str,
-    stdin: str | None = None,
-    timeout: float = 900,
-) -> CommandResult:
-    """Run ``command`` through the user's login shell, as pulumi-command's remote.Command does."""
+def ssh_connect(
+    host: str, port: int, user: str, private_key: str, host_key: str | None = None
+) -> paramiko.SSHClient:
+    """A logged-in client, checking the server's key as pulumi-command's connection does.
+
+    With ``host_key`` ("<type> <base64>", the connection's ``hostKey``) the server must present
+    exactly that key (paramiko then asks for that key type first, as the provider does by
+    restricting the host key algorithms); without it any key is accepted.
+    """
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(AcceptAnyHostKey())
+    if host_key is None:
+        client.set_missing_host_key_policy(IgnoreHostKey())
+    else:
+        key_type, key_data = host_key.split()[:2]
+        name = host if port == 22 else f"[{host}]:{port}"
+        client.get_host_keys().add(name, key_type, paramiko.PKey.from_type_string(
+            key_type, base64.b64decode(key_data)))  # fmt: skip
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
     client.connect(
         host,
         port=port,
@@ -103,6 +110,21 @@ def ssh_run(
         look_for_keys=False,
         timeout=30,
     )
+    return client
+
+
+def ssh_run(
+    host: str,
+    port: int,
+    user: str,
+    private_key: str,
+    command: str,
+    stdin: str | None = None,
+    timeout: float = 900,
+    host_key: str | None = None,
+) -> CommandResult:
+    """Run ``command`` through the user's login shell, as pulumi-command's remote.Command does."""
+    client = ssh_connect(host, port, user, private_key, host_key)
     try:
         channel = client.get_transport().open_session()
         channel.settimeout(timeout)

@@ -38,7 +38,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 import image
 from image import DockerignoreRules
 from tests import harness
-from tests.rehearsal.box import AcceptAnyHostKey, load_private_key, ssh_run
+from tests.rehearsal.box import ssh_connect, ssh_run
 
 COMMAND = "command:remote:Command"
 COPY_TO_REMOTE = "command:remote:CopyToRemote"
@@ -230,14 +230,19 @@ class ReplayCloud(pulumi_mocks.Mocks):
     def run_command(self, key: str, action: str, inputs: Mapping[str, Any]) -> Execution:
         conn = inputs["connection"]
         command = inputs[action]
-        result = ssh_run(
-            conn["host"],
-            int(conn.get("port") or 22),
-            conn.get("user") or "root",
-            conn["privateKey"],
-            command,
-            stdin=inputs.get("stdin"),
-        )
+        try:
+            result = ssh_run(
+                conn["host"],
+                int(conn.get("port") or 22),
+                conn.get("user") or "root",
+                conn["privateKey"],
+                command,
+                stdin=inputs.get("stdin"),
+                host_key=conn.get("hostKey"),
+            )
+        except paramiko.BadHostKeyException as error:
+            # The provider's words (golang.org/x/crypto/ssh FixedHostKey), then paramiko's.
+            raise ReplayError(f"{key} ({action}): ssh: host key mismatch: {error}") from error
         execution = Execution(
             key, action, command, result.status, result.stdout, result.stderr,
             inputs.get("logging") or "stdoutAndStderr",
@@ -256,11 +261,9 @@ class ReplayCloud(pulumi_mocks.Mocks):
         conn = inputs["connection"]
         source = Path(str(inputs["source"].path))
         remote = inputs["remotePath"]
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(AcceptAnyHostKey())
-        client.connect(
-            conn["host"], port=int(conn.get("port") or 22), username=conn.get("user") or "root",
-            pkey=load_private_key(conn["privateKey"]), allow_agent=False, look_for_keys=False,
+        client = ssh_connect(
+            conn["host"], int(conn.get("port") or 22), conn.get("user") or "root",
+            conn["privateKey"], conn.get("hostKey"),
         )  # fmt: skip
         try:
             sftp = client.open_sftp()

@@ -287,6 +287,39 @@ def test_3_converging_again_changes_nothing(story):
     assert len(hba.splitlines()) == len(set(hba.splitlines())), "duplicate pg_hba.conf lines"
 
 
+def accepted_logins(box: Box) -> int:
+    """SSH logins the box's sshd has accepted so far."""
+    log = box.check("journalctl -q -o cat -u ssh.service")
+    return log.count("Accepted publickey")
+
+
+def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs(story):
+    box = story.box
+    real_key = box.check("cut -d ' ' -f 1,2 /etc/ssh/ssh_host_ed25519_key.pub").strip()
+    # Learned on first contact (no sshHostKey in the config) and required by every step since.
+    assert story.converges[-1].program.exports["sshHostKey"] == real_key
+    logins = accepted_logins(box)
+    # A man in the middle, as the program sees one: the same address, other host keys.
+    box.check(
+        "mkdir -p /root/real-host-keys && mv /etc/ssh/ssh_host_* /root/real-host-keys/"
+        " && ssh-keygen -A && systemctl restart ssh.service"
+    )
+    story.events[1]["settings"] = {"REHEARSAL_MARK": "host-key"}  # a change: steps must run
+    try:
+        with pytest.raises(Exception) as refused:
+            story.converge()
+    finally:
+        del story.events[1]["settings"]
+        box.check(
+            "rm -f /etc/ssh/ssh_host_* && mv /root/real-host-keys/* /etc/ssh/"
+            " && systemctl restart ssh.service"
+        )
+    assert "host key mismatch" in str(refused.value), refused.value
+    assert accepted_logins(box) == logins, "a step logged in to a server with another host key"
+    # The refused change was not recorded: with the real server back, nothing is left to do.
+    assert executed(story.converge()) == []
+
+
 def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
     box = story.box
     gateway = "172.20.0.1"  # first host of the default swarmSubnet 172.20.0.0/16
