@@ -49,12 +49,13 @@ COMMON_KEYS = (
     "registry",
     "registryPassword",
     "registryPullPassword",
+    "eventSecrets",
     "baseImage",
     "swarmSubnet",
     "publishMode",
     "events",
 )
-SECRET_KEYS = ("sshPrivateKey", "registryPassword", "registryPullPassword")
+SECRET_KEYS = ("sshPrivateKey", "registryPassword", "registryPullPassword", "eventSecrets")
 KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
 
 OPENSSH_KEY_TYPES = frozenset(
@@ -80,6 +81,8 @@ RESERVED_SETTINGS = frozenset(
         "PUBLIC_DOMAIN",
         "SECURE_SSL",
         "PORT",
+        "ADMIN_PASSWORD",
+        "ADMIN_PASSWORD_FILE",
     }
 )
 # Default published ports: 20000-29999, clear of PostgreSQL, the swarm and ephemeral ports.
@@ -155,6 +158,8 @@ class StackConfig:
     swarm_subnet: str
     publish_mode: str
     events: tuple[EventConfig, ...]
+    # Event name -> secret setting name -> its value (eventSecrets); names are plain text.
+    event_secrets: Mapping[str, Mapping[str, pulumi.Output[str]]]
 
     @property
     def tls_enabled(self) -> bool:
@@ -391,6 +396,59 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
     return tuple(events)
 
 
+def _event_secrets(
+    reader: _Reader, events: tuple[EventConfig, ...]
+) -> dict[str, dict[str, pulumi.Output[str]]]:
+    """``eventSecrets``: per event, settings that reach its site as swarm secrets.
+
+    The problems name keys only, never a value: this whole key is secret.
+    """
+    raw = reader.config.get("eventSecrets")
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        reader.problems.append(
+            "eventSecrets: is not an object of events: set each value with pulumi config set"
+            " --secret --path 'eventSecrets.<event>.<NAME>' <value>"
+        )
+        return {}
+    by_name = {event.name: event for event in events}
+    result: dict[str, dict[str, pulumi.Output[str]]] = {}
+    for event_name, secrets in value.items():
+        key = f"eventSecrets.{event_name}"
+        event = by_name.get(event_name)
+        if event is None:
+            reader.problems.append(
+                f"{key}: no event is named {event_name!r}: use an event's name, or remove it"
+                f" (pulumi config rm --path '{key}')"
+            )
+            continue
+        if not isinstance(secrets, dict):
+            reader.problems.append(f"{key}: is not an object: set {key}.<NAME> to each value")
+            continue
+        for setting, secret in secrets.items():
+            if not SETTING_NAME.fullmatch(setting) or setting in RESERVED_SETTINGS:
+                reader.problems.append(
+                    f"{key}.{setting}: is not a name it may set: use an upper-case environment"
+                    " variable name that the deployment does not set itself"
+                    f" ({', '.join(sorted(RESERVED_SETTINGS))})"
+                )
+            elif setting in event.settings or f"{setting}_FILE" in event.settings:
+                reader.problems.append(
+                    f"{key}.{setting}: is also in events[{event_name}].settings: keep it in one"
+                    " place (a secret belongs here)"
+                )
+            elif not isinstance(secret, str) or secret == "":
+                reader.problems.append(f"{key}.{setting}: is not a non-empty text: quote it")
+            else:
+                result.setdefault(event_name, {})[setting] = pulumi.Output.secret(secret)
+    return result
+
+
 def _check_events_together(reader: _Reader, events: list[EventConfig]) -> None:
     for attribute in ("name", "path", "port"):
         seen: dict[Any, str] = {}
@@ -580,6 +638,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     )
     base_image = reader.text("baseImage", "python:3.13-slim")
 
+    events = _events(reader)
     stack = StackConfig(
         target=target,
         region=reader.text("region", "fra1"),
@@ -601,7 +660,8 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         base_image=base_image,
         swarm_subnet=swarm_subnet,
         publish_mode=reader.one_of("publishMode", "ingress", PUBLISH_MODES),
-        events=_events(reader),
+        events=events,
+        event_secrets=_event_secrets(reader, events),
     )
     if stack.publish_mode == "host":
         for i, event in enumerate(stack.events):

@@ -117,33 +117,47 @@ class EventSite(pulumi.ComponentResource):
             stdin=secret_stdin(db_password.result.apply(render_event.scram_verifier)),
         )
 
-        secret_names = pulumi.Output.all(
+        # eventSecrets of this event, in the order of EventSecrets.names().
+        settings = sorted(stack.event_secrets.get(event.name, {}).items())
+        setting_versions = [
+            pulumi.Output.unsecret(
+                pulumi.Output.all(secret_key.result, value).apply(
+                    lambda kv, setting=setting: render_event.setting_version(kv[0], setting, kv[1])
+                )
+            )
+            for setting, value in settings
+        ]
+        secrets = pulumi.Output.all(
             secret_version(secret_key.result),
             secret_version(db_password.result),
             secret_version(admin_password.result),
+            *setting_versions,
         ).apply(
-            lambda versions: (
-                render_event.secret_name(event.name, "secret_key", versions[0]),
-                render_event.secret_name(event.name, "db_password", versions[1]),
-                render_event.secret_name(event.name, "admin_password", versions[2]),
+            lambda versions: render_event.EventSecrets(
+                secret_key=render_event.secret_name(event.name, "secret_key", versions[0]),
+                db_password=render_event.secret_name(event.name, "db_password", versions[1]),
+                admin_password=render_event.secret_name(event.name, "admin_password", versions[2]),
+                settings={
+                    setting: render_event.secret_name(event.name, "setting", version)
+                    for (setting, _), version in zip(settings, versions[3:], strict=True)
+                },
             )
         )
         secrets_step = step(
             "secrets",
             [args.host_ready],
-            create=secret_names.apply(
+            create=secrets.apply(
                 lambda names: render_script(
-                    "event_secrets.sh",
-                    {
-                        "EVENT": event.name,
-                        "SECRET_KEY_SECRET": names[0],
-                        "DB_PASSWORD_SECRET": names[1],
-                        "ADMIN_PASSWORD_SECRET": names[2],
-                    },
+                    "event_secrets.sh", {"EVENT": event.name, "SECRETS": " ".join(names.names())}
                 )
             ),
             delete=render_script("event_secrets_remove.sh", {"EVENT": event.name}),
-            stdin=secret_stdin(secret_key.result, db_password.result, admin_password.result),
+            stdin=secret_stdin(
+                secret_key.result,
+                db_password.result,
+                admin_password.result,
+                *[value for _, value in settings],
+            ),
         )
 
         network = render_event.network_name(event.name)
@@ -157,7 +171,7 @@ class EventSite(pulumi.ComponentResource):
             ),
         )
 
-        spec = pulumi.Output.all(args.image_ref, public_host, secret_names, args.tls).apply(
+        spec = pulumi.Output.all(args.image_ref, public_host, secrets, args.tls).apply(
             lambda values: render_event.SiteSpec(
                 event=event.name,
                 path=event.path,
@@ -168,8 +182,7 @@ class EventSite(pulumi.ComponentResource):
                 public_host=values[1],
                 tls=values[3],
                 publish_mode=stack.publish_mode,
-                secret_key_secret=values[2][0],
-                db_password_secret=values[2][1],
+                secrets=values[2],
                 settings=event.settings,
             )
         )
@@ -177,19 +190,15 @@ class EventSite(pulumi.ComponentResource):
         migrate_step = step(
             "migrate",
             [database_step, secrets_step, network_step, args.registry_login],
-            create=pulumi.Output.all(spec, secret_names).apply(
-                lambda values: render_script(
+            create=spec.apply(
+                lambda site: render_script(
                     "event_migrate.sh",
                     {
                         "EVENT": event.name,
-                        "IMAGE": values[0].image,
+                        "IMAGE": site.image,
                         "NETWORK": network,
-                        "ENV_FILE_TEXT": render_event.env_file(
-                            render_event.site_environment(values[0])
-                        ),
-                        "SECRET_KEY_SECRET": values[0].secret_key_secret,
-                        "DB_PASSWORD_SECRET": values[0].db_password_secret,
-                        "ADMIN_PASSWORD_SECRET": values[1][2],
+                        "ENV_FILE_TEXT": render_event.env_file(render_event.site_environment(site)),
+                        "SECRET_MOUNTS": site.secrets.job_mounts(),
                         "MIGRATE_TIMEOUT": MIGRATE_TIMEOUT_SECONDS,
                     },
                 )
@@ -218,17 +227,17 @@ class EventSite(pulumi.ComponentResource):
         stack_step = step(
             "stack",
             [migrate_step, static_step, secrets_step, network_step],
-            create=pulumi.Output.all(spec, secret_names).apply(
-                lambda values: render_script(
+            create=spec.apply(
+                lambda site: render_script(
                     "event_stack.sh",
                     {
                         "EVENT": event.name,
                         "SERVICE": layout.service_name(event.name),
                         "STACK_FILE": layout.stack_file(event.name),
-                        "STACK_TEXT": render_event.stack_file(values[0]),
+                        "STACK_TEXT": render_event.stack_file(site),
                         "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
                         # Every current secret, the migration job's admin password included.
-                        "SECRETS_IN_USE": " ".join(values[1]),
+                        "SECRETS_IN_USE": " ".join(site.secrets.names()),
                     },
                 )
             ),

@@ -19,8 +19,6 @@ import layout
 # The port gunicorn listens on inside the container (the image's PORT default).
 SITE_PORT = 8000
 DB_PORT = 5432
-# Where swarm mounts each secret inside the container, keyed by the setting it carries.
-SECRET_TARGETS = {"SECRET_KEY": "secret_key", "DB_PASSWORD": "db_password"}
 # Sized for a 1 GB droplet shared by PostgreSQL, Nginx, dockerd and several events: one gunicorn
 # worker with threads stays near 60 MB, so 256 MB is headroom, not a budget.
 MEMORY_LIMIT = "256M"
@@ -29,6 +27,36 @@ MEMORY_RESERVATION = "64M"
 ADMIN_USERNAME = "admin"
 # PostgreSQL's own choice for SCRAM-SHA-256 (scram_iterations' default).
 SCRAM_ITERATIONS = 4096
+
+
+@dataclass(frozen=True)
+class EventSecrets:
+    """The swarm secrets that hold one event's current values, by their versioned names."""
+
+    secret_key: str
+    db_password: str
+    # The migration job's alone (manage.py ensure_admin); the site never sees it.
+    admin_password: str
+    # eventSecrets: setting name -> swarm secret.
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+    def site(self) -> dict[str, tuple[str, str]]:
+        """Setting -> (file under /run/secrets, swarm secret), for what the site reads."""
+        return {
+            "SECRET_KEY": ("secret_key", self.secret_key),
+            "DB_PASSWORD": ("db_password", self.db_password),
+            **{name: (f"setting_{name}", secret) for name, secret in sorted(self.settings.items())},
+        }
+
+    def names(self) -> list[str]:
+        """Every secret, in the order event_secrets.sh reads their values from stdin."""
+        site = [secret for _, secret in self.site().values()]
+        return [*site[:2], self.admin_password, *site[2:]]
+
+    def job_mounts(self) -> str:
+        """``docker service create --secret`` values of the migration job, one per word."""
+        targets = {**self.site(), "ADMIN_PASSWORD": ("admin_password", self.admin_password)}
+        return " ".join(f"source={secret},target={target}" for target, secret in targets.values())
 
 
 @dataclass(frozen=True)
@@ -44,8 +72,7 @@ class SiteSpec:
     public_host: str
     tls: bool
     publish_mode: str
-    secret_key_secret: str
-    db_password_secret: str
+    secrets: EventSecrets
     settings: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -80,6 +107,15 @@ def secret_name(event: str, kind: str, version: str) -> str:
     return f"{event}_{kind}_{version}"
 
 
+def setting_version(key: str, name: str, value: str) -> str:
+    """The version of secret setting ``name``: changes exactly when its value does.
+
+    Keyed with a long random value of the event (its Django secret key), so the version tells
+    nothing about a short or guessable value.
+    """
+    return hmac.new(key.encode(), f"{name}\0{value}".encode(), hashlib.sha256).hexdigest()[:12]
+
+
 def site_environment(spec: SiteSpec) -> dict[str, str]:
     """The site's environment variables (docs/architecture.md); secrets only as ``*_FILE``."""
     database = layout.database_name(spec.event)
@@ -91,7 +127,10 @@ def site_environment(spec: SiteSpec) -> dict[str, str]:
         "DB_PORT": str(DB_PORT),
         "DB_NAME": database,
         "DB_USER": database,
-        **{f"{name}_FILE": f"/run/secrets/{target}" for name, target in SECRET_TARGETS.items()},
+        **{
+            f"{name}_FILE": f"/run/secrets/{target}"
+            for name, (target, _) in spec.secrets.site().items()
+        },
     }
     if spec.tls:
         environment |= {"PUBLIC_DOMAIN": spec.public_host, "SECURE_SSL": "1"}
@@ -117,7 +156,9 @@ def stack_file(spec: SiteSpec) -> str:
     service = {
         "image": spec.image,
         "environment": site_environment(spec),
-        "secrets": [{"source": target, "target": target} for target in SECRET_TARGETS.values()],
+        "secrets": [
+            {"source": target, "target": target} for target, _ in spec.secrets.site().values()
+        ],
         "ports": [
             {
                 "target": SITE_PORT,
@@ -170,8 +211,8 @@ def stack_file(spec: SiteSpec) -> str:
         # Created before the stack (the migration job runs on it first) and kept across deploys.
         "networks": {"default": {"external": True, "name": network_name(spec.event)}},
         "secrets": {
-            SECRET_TARGETS["SECRET_KEY"]: {"external": True, "name": spec.secret_key_secret},
-            SECRET_TARGETS["DB_PASSWORD"]: {"external": True, "name": spec.db_password_secret},
+            target: {"external": True, "name": secret}
+            for target, secret in spec.secrets.site().values()
         },
     }
     header = (

@@ -5,11 +5,11 @@
 # secret is the job's alone, the site never sees it). The job is
 # bounded by MIGRATE_TIMEOUT seconds; when it fails, this step fails with its logs and the
 # running version keeps serving untouched.
-# Parameters: EVENT, IMAGE, NETWORK, ENV_FILE_TEXT, SECRET_KEY_SECRET, DB_PASSWORD_SECRET,
-# ADMIN_PASSWORD_SECRET, MIGRATE_TIMEOUT.
+# Parameters: EVENT, IMAGE, NETWORK, ENV_FILE_TEXT, SECRET_MOUNTS (`--secret` values, one per
+# word: the site's secrets and the administrator's password), MIGRATE_TIMEOUT.
 set -euo pipefail
-: "${EVENT:?}" "${IMAGE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" "${SECRET_KEY_SECRET:?}" \
-  "${DB_PASSWORD_SECRET:?}" "${ADMIN_PASSWORD_SECRET:?}" "${MIGRATE_TIMEOUT:?}"
+: "${EVENT:?}" "${IMAGE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" "${SECRET_MOUNTS:?}" \
+  "${MIGRATE_TIMEOUT:?}"
 
 job=${EVENT}_migrate
 workdir=$(mktemp -d)
@@ -22,6 +22,11 @@ printf '%s' "$ENV_FILE_TEXT" >"$workdir/env"
 
 # A job left behind by an interrupted run would hold the name.
 docker service rm "$job" >/dev/null 2>&1 || true
+
+secret_args=()
+for mount in $SECRET_MOUNTS; do
+  secret_args+=(--secret "$mount")
+done
 
 log "Migrating the database of $EVENT with $IMAGE"
 # On the event's network, like the site. A job needs no virtual IP (dnsrr). No health check: the
@@ -37,9 +42,7 @@ docker service create --quiet --detach \
   --label "django-swarm.event=$EVENT" \
   --container-label "django-swarm.event=$EVENT" \
   --env-file "$workdir/env" \
-  --secret "source=$SECRET_KEY_SECRET,target=secret_key" \
-  --secret "source=$DB_PASSWORD_SECRET,target=db_password" \
-  --secret "source=$ADMIN_PASSWORD_SECRET,target=admin_password" \
+  "${secret_args[@]}" \
   --env ADMIN_PASSWORD_FILE=/run/secrets/admin_password \
   "$IMAGE" sh -c 'python manage.py migrate_locked && python manage.py ensure_admin' >/dev/null
 

@@ -53,7 +53,7 @@ class UserConfig:
     def with_(self, **changes: Any) -> UserConfig:
         return UserConfig({**self.values, **changes}, self.secret_keys)
 
-    def with_secret(self, key: str, value: str) -> UserConfig:
+    def with_secret(self, key: str, value: Any) -> UserConfig:
         return UserConfig({**self.values, key: value}, self.secret_keys | {key})
 
     def without(self, *keys: str) -> UserConfig:

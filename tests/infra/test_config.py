@@ -312,3 +312,41 @@ def test_problem_lines_do_not_show_secret_values(prod_config):
         problems(prod_config.with_secret("sshPrivateKey", "PRIVATE-KEY-VALUE").with_(target="x"))
     )
     assert "PRIVATE-KEY-VALUE" not in message
+
+
+LEAKY = "s3cr3t-VALUE-must-not-appear"
+
+
+SPRING = "eventSecrets.spring-hackathon"
+
+
+@pytest.mark.parametrize(
+    ("event_secrets", "key", "fix"),
+    [
+        ({"winter": {"API_KEY": LEAKY}}, "eventSecrets.winter", "no event is named 'winter'"),
+        ({"spring-hackathon": {"api-key": LEAKY}}, f"{SPRING}.api-key", "upper-case"),
+        ({"spring-hackathon": {"DB_PASSWORD": LEAKY}}, f"{SPRING}.DB_PASSWORD", "not set itself"),
+        (
+            {"spring-hackathon": {"GUNICORN_WORKERS": LEAKY}},
+            f"{SPRING}.GUNICORN_WORKERS",
+            "also in events[spring-hackathon].settings",
+        ),
+        ({"spring-hackathon": {"API_KEY": 42}}, f"{SPRING}.API_KEY", "quote it"),
+        ({"spring-hackathon": LEAKY}, SPRING, "is not an object"),
+        (LEAKY, "eventSecrets", "pulumi config set --secret --path"),
+    ],
+)
+def test_event_secrets_problems_name_the_key_and_never_the_value(
+    prod_config, event_secrets, key, fix
+):
+    events = prod_config.values["events"]
+    events = [{**events[0], "settings": {"GUNICORN_WORKERS": "2"}}, *events[1:]]
+    user = prod_config.with_(events=events).with_secret("eventSecrets", event_secrets)
+    lines = problems(user)
+    assert [line for line in lines if line.startswith(f"{key}: ") and fix in line], lines
+    assert not [line for line in lines if LEAKY in line]
+
+
+def test_event_secrets_must_be_set_as_secrets(prod_config):
+    plain = prod_config.with_(eventSecrets={"spring-hackathon": {"API_KEY": LEAKY}})
+    assert any(line.startswith("eventSecrets: stored in plain text") for line in problems(plain))

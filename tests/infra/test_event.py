@@ -137,15 +137,30 @@ def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserCo
     assert seen["prefix"] == {"/spring", "/autumn"}
 
 
+STRIPE_KEY = "sk_live_STRIPE-KEY-must-not-leak"
+
+
+def with_event_secrets(config: UserConfig, value: str = STRIPE_KEY) -> UserConfig:
+    """``pulumi config set --secret --path 'eventSecrets.spring-hackathon.STRIPE_KEY' <value>``"""
+    return config.with_secret("eventSecrets", {"spring-hackathon": {"STRIPE_KEY": value}})
+
+
 def secret_values(run: ProgramRun, config: UserConfig) -> list[str]:
     generated = [r.outputs["result"] for r in run.of_type(PASSWORD)]
     assert all(len(value) >= 20 for value in generated)
-    return [*generated, *config.secret_values]
+    configured = [v for v in config.secret_values if isinstance(v, str)]
+    for value in config.secret_values:
+        if isinstance(value, dict):  # eventSecrets
+            configured += [secret for event in value.values() for secret in event.values()]
+    return [*generated, *configured]
 
 
-def test_no_secret_in_any_command_text_or_plain_output(prod_config: UserConfig):
-    run = prod_config.run()
-    secrets = secret_values(run, prod_config)
+@pytest.mark.parametrize("event_secrets", [False, True])
+def test_no_secret_in_any_command_text_or_plain_output(prod_config: UserConfig, event_secrets):
+    config = with_event_secrets(prod_config) if event_secrets else prod_config
+    run = config.run()
+    secrets = secret_values(run, config)
+    assert (STRIPE_KEY in secrets) == event_secrets
     for resource in run.of_type(COMMAND):
         for field in ("create", "delete", "update"):
             text = resource.inputs.get(field) or ""
@@ -179,22 +194,53 @@ def test_secret_steps_read_the_secrets_in_the_documented_order(prod_config: User
 
 def test_swarm_secret_names_carry_a_version_of_their_value(prod_config: UserConfig):
     run = prod_config.run()
-    secrets = params(run.named("spring-hackathon-secrets").inputs["create"])
-    assert re.fullmatch(r"spring-hackathon_secret_key_[0-9a-f]{12}", secrets["SECRET_KEY_SECRET"])
-    assert re.fullmatch(r"spring-hackathon_db_password_[0-9a-f]{12}", secrets["DB_PASSWORD_SECRET"])
-    admin = secrets["ADMIN_PASSWORD_SECRET"]
-    assert re.fullmatch(r"spring-hackathon_admin_password_[0-9a-f]{12}", admin)
+    names = params(run.named("spring-hackathon-secrets").inputs["create"])["SECRETS"].split()
+    assert len(names) == 3
+    for name, kind in zip(names, ("secret_key", "db_password", "admin_password"), strict=True):
+        assert re.fullmatch(rf"spring-hackathon_{kind}_[0-9a-f]{{12}}", name)
     stack = params(run.named("spring-hackathon-stack").inputs["create"])
     # The stack step removes the event's secrets not in this list: the job's stays.
-    assert stack["SECRETS_IN_USE"].split() == [
-        secrets["SECRET_KEY_SECRET"],
-        secrets["DB_PASSWORD_SECRET"],
-        admin,
-    ]
+    assert stack["SECRETS_IN_USE"].split() == names
     # Only the migration job mounts the administrator's password, never the site.
     migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
-    assert migrate["ADMIN_PASSWORD_SECRET"] == admin
+    assert f"source={names[2]},target=admin_password" in migrate["SECRET_MOUNTS"].split()
     assert "admin_password" not in stack["STACK_TEXT"]
+
+
+def test_event_secrets_reach_their_site_and_its_job_as_swarm_secrets(prod_config: UserConfig):
+    run = with_event_secrets(prod_config).run()
+    step = run.named("spring-hackathon-secrets")
+    names = params(step.inputs["create"])["SECRETS"].split()
+    assert len(names) == 4 and re.fullmatch(r"spring-hackathon_setting_[0-9a-f]{12}", names[3])
+    values = [base64.b64decode(line).decode() for line in step.inputs["stdin"].splitlines()]
+    assert values[3] == STRIPE_KEY
+    stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    document = yaml.safe_load(stack["STACK_TEXT"])
+    web = document["services"]["web"]
+    assert web["environment"]["STRIPE_KEY_FILE"] == "/run/secrets/setting_STRIPE_KEY"
+    assert "STRIPE_KEY" not in web["environment"]
+    assert {"source": "setting_STRIPE_KEY", "target": "setting_STRIPE_KEY"} in web["secrets"]
+    assert document["secrets"]["setting_STRIPE_KEY"] == {"external": True, "name": names[3]}
+    assert names[3] in stack["SECRETS_IN_USE"].split()
+    # The migration job runs the same settings module: it needs the file too.
+    migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
+    assert f"source={names[3]},target=setting_STRIPE_KEY" in migrate["SECRET_MOUNTS"].split()
+    assert "STRIPE_KEY_FILE=/run/secrets/setting_STRIPE_KEY\n" in migrate["ENV_FILE_TEXT"]
+    # The other event has none.
+    other = params(run.named("autumn-hackathon-stack").inputs["create"])["STACK_TEXT"]
+    assert "STRIPE" not in other
+    other_secrets = params(run.named("autumn-hackathon-secrets").inputs["create"])["SECRETS"]
+    assert len(other_secrets.split()) == 3
+
+
+def test_a_new_secret_value_gets_a_new_swarm_secret_and_nothing_else_does(prod_config):
+    def names(value: str) -> list[str]:
+        run = with_event_secrets(prod_config, value).run()
+        return params(run.named("spring-hackathon-secrets").inputs["create"])["SECRETS"].split()
+
+    before, after = names(STRIPE_KEY), names(STRIPE_KEY + "-rotated")
+    assert before[:3] == after[:3] and before[3] != after[3]
+    assert names(STRIPE_KEY) == before
 
 
 def test_each_events_admin_login_is_a_secret_output(prod_config: UserConfig):

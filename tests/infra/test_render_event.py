@@ -30,8 +30,11 @@ SPEC = SiteSpec(
     public_host="ieee.example.org",
     tls=True,
     publish_mode="ingress",
-    secret_key_secret="event1_secret_key_0123456789ab",
-    db_password_secret="event1_db_password_ba9876543210",
+    secrets=render_event.EventSecrets(
+        secret_key="event1_secret_key_0123456789ab",
+        db_password="event1_db_password_ba9876543210",
+        admin_password="event1_admin_password_feedbeef0000",
+    ),
     settings={"GUNICORN_WORKERS": "3"},
 )
 
