@@ -85,6 +85,11 @@ RESERVED_SETTINGS = frozenset(
         "ADMIN_PASSWORD_FILE",
     }
 )
+# The fix a config error names for a setting (or secret setting) an event may not set.
+SETTABLE_FIX = (
+    "use an upper-case environment variable name that the deployment does not set itself"
+    f" ({', '.join(sorted(RESERVED_SETTINGS))})"
+)
 # Default published ports: 20000-29999, clear of PostgreSQL, the swarm and ephemeral ports.
 DEFAULT_PORT_BASE = 20000
 DEFAULT_PORT_SPAN = 10000
@@ -312,6 +317,11 @@ def _check_keys(reader: _Reader, target: str) -> None:
             )
 
 
+def _is_settable(name: str) -> bool:
+    """Whether an event may set environment variable ``name`` (settings or eventSecrets)."""
+    return bool(SETTING_NAME.fullmatch(name)) and name not in RESERVED_SETTINGS
+
+
 def _events(reader: _Reader) -> tuple[EventConfig, ...]:
     raw = reader.json_value("events", None, list, "a list of event objects")
     if raw is None:
@@ -371,13 +381,8 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
             reader.problem(f"{key}.settings", settings, 'set an object like {"TIME_ZONE": "UTC"}')
             settings = {}
         for setting, value in settings.items():
-            if not SETTING_NAME.fullmatch(setting) or setting in RESERVED_SETTINGS:
-                reader.problem(
-                    f"{key}.settings.{setting}",
-                    value,
-                    "use an upper-case environment variable name that the deployment does not"
-                    f" set itself ({', '.join(sorted(RESERVED_SETTINGS))})",
-                )
+            if not _is_settable(setting):
+                reader.problem(f"{key}.settings.{setting}", value, SETTABLE_FIX)
             elif not isinstance(value, str):
                 reader.problem(f"{key}.settings.{setting}", value, "quote the value as a string")
         if name is None or path is None:
@@ -431,12 +436,8 @@ def _event_secrets(
             reader.problems.append(f"{key}: is not an object: set {key}.<NAME> to each value")
             continue
         for setting, secret in secrets.items():
-            if not SETTING_NAME.fullmatch(setting) or setting in RESERVED_SETTINGS:
-                reader.problems.append(
-                    f"{key}.{setting}: is not a name it may set: use an upper-case environment"
-                    " variable name that the deployment does not set itself"
-                    f" ({', '.join(sorted(RESERVED_SETTINGS))})"
-                )
+            if not _is_settable(setting):
+                reader.problems.append(f"{key}.{setting}: is not a name it may set: {SETTABLE_FIX}")
             elif setting in event.settings or f"{setting}_FILE" in event.settings:
                 reader.problems.append(
                     f"{key}.{setting}: is also in events[{event_name}].settings: keep it in one"
@@ -567,11 +568,12 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         lambda v: openssh_public_key(v) is not None,
         "paste one OpenSSH public key line (ssh-ed25519 AAAA...)",
     )
-    ssh_host_key = reader.text("sshHostKey")
+    host_key_line = reader.text("sshHostKey")
+    ssh_host_key = openssh_public_key(host_key_line) if host_key_line else None
     reader.checked(
         "sshHostKey",
-        ssh_host_key,
-        lambda v: openssh_public_key(v) is not None,
+        host_key_line,
+        lambda _: ssh_host_key is not None,
         "paste the server's host key without the host name, as ssh-keyscan -t ed25519 <host>"
         " prints it after the name (ssh-ed25519 AAAA...), or remove it to trust the key seen on"
         " first contact",
@@ -652,7 +654,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         host=host,
         ssh_port=reader.integer("sshPort", 22, 1, 65535),
         ssh_private_key=ssh_private_key,
-        ssh_host_key=openssh_public_key(ssh_host_key) if ssh_host_key else None,
+        ssh_host_key=ssh_host_key,
         advertise_address=advertise_address,
         domain=domain,
         tls_email=tls_email,

@@ -50,8 +50,8 @@ class EventSecrets:
 
     def names(self) -> list[str]:
         """Every secret, in the order event_secrets.sh reads their values from stdin."""
-        site = [secret for _, secret in self.site().values()]
-        return [*site[:2], self.admin_password, *site[2:]]
+        settings = [secret for _, secret in sorted(self.settings.items())]
+        return [self.secret_key, self.db_password, self.admin_password, *settings]
 
     def job_mounts(self) -> str:
         """``docker service create --secret`` values of the migration job, one per word."""

@@ -124,7 +124,13 @@ def ssh_run(
     host_key: str | None = None,
 ) -> CommandResult:
     """Run ``command`` through the user's login shell, as pulumi-command's remote.Command does."""
-    client = ssh_connect(host, port, user, private_key, host_key)
+    return run_over(ssh_connect(host, port, user, private_key, host_key), command, stdin, timeout)
+
+
+def run_over(
+    client: paramiko.SSHClient, command: str, stdin: str | None = None, timeout: float = 900
+) -> CommandResult:
+    """:func:`ssh_run` over a client that is logged in already; the client is closed after."""
     try:
         channel = client.get_transport().open_session()
         channel.settimeout(timeout)

@@ -38,7 +38,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 import image
 from image import DockerignoreRules
 from tests import harness
-from tests.rehearsal.box import ssh_connect, ssh_run
+from tests.rehearsal.box import run_over, ssh_connect
 
 COMMAND = "command:remote:Command"
 COPY_TO_REMOTE = "command:remote:CopyToRemote"
@@ -195,7 +195,7 @@ class ReplayCloud(pulumi_mocks.Mocks):
         if t == COMMAND:
             return self._command(key, inputs, stored)
         if t == COPY_TO_REMOTE:
-            return self._copy_to_remote(args.inputs)
+            return self._copy_to_remote(key, args.inputs)
         if t == IMAGE:
             return self._image(key, args.inputs)
         if t.startswith("random:"):
@@ -227,22 +227,22 @@ class ReplayCloud(pulumi_mocks.Mocks):
             "stderr": result.stderr.removesuffix("\n"),
         }
 
-    def run_command(self, key: str, action: str, inputs: Mapping[str, Any]) -> Execution:
-        conn = inputs["connection"]
-        command = inputs[action]
+    @staticmethod
+    def _connect(key: str, action: str, conn: Mapping[str, Any]) -> paramiko.SSHClient:
+        """Log in with the resource's ``connection``, checking its ``hostKey`` if it has one."""
         try:
-            result = ssh_run(
-                conn["host"],
-                int(conn.get("port") or 22),
-                conn.get("user") or "root",
-                conn["privateKey"],
-                command,
-                stdin=inputs.get("stdin"),
-                host_key=conn.get("hostKey"),
-            )
+            return ssh_connect(
+                conn["host"], int(conn.get("port") or 22), conn.get("user") or "root",
+                conn["privateKey"], conn.get("hostKey"),
+            )  # fmt: skip
         except paramiko.BadHostKeyException as error:
             # The provider's words (golang.org/x/crypto/ssh FixedHostKey), then paramiko's.
             raise ReplayError(f"{key} ({action}): ssh: host key mismatch: {error}") from error
+
+    def run_command(self, key: str, action: str, inputs: Mapping[str, Any]) -> Execution:
+        conn = inputs["connection"]
+        command = inputs[action]
+        result = run_over(self._connect(key, action, conn), command, stdin=inputs.get("stdin"))
         execution = Execution(
             key, action, command, result.status, result.stdout, result.stderr,
             inputs.get("logging") or "stdoutAndStderr",
@@ -257,14 +257,11 @@ class ReplayCloud(pulumi_mocks.Mocks):
             )
         return execution
 
-    def _copy_to_remote(self, inputs: Mapping[str, Any]) -> dict:
+    def _copy_to_remote(self, key: str, inputs: Mapping[str, Any]) -> dict:
         conn = inputs["connection"]
         source = Path(str(inputs["source"].path))
         remote = inputs["remotePath"]
-        client = ssh_connect(
-            conn["host"], int(conn.get("port") or 22), conn.get("user") or "root",
-            conn["privateKey"], conn.get("hostKey"),
-        )  # fmt: skip
+        client = self._connect(key, "copy", conn)
         try:
             sftp = client.open_sftp()
             if source.is_file():
