@@ -28,7 +28,7 @@ from pulumi_command import remote
 import layout
 import render_event
 from config import EventConfig, StackConfig
-from remote_script import render_script, secret_stdin
+from remote_script import Script, step_inputs
 
 # Upper bounds for the waits on the host; a step that hits one fails with what it saw.
 MIGRATE_TIMEOUT_SECONDS = 600
@@ -67,6 +67,15 @@ class EventSiteArgs:
     registry_login: pulumi.Resource
 
 
+@dataclass(frozen=True)
+class _Passwords:
+    """The event's generated values; each is stored (encrypted) in the state."""
+
+    db: random.RandomPassword
+    secret_key: random.RandomPassword
+    admin: random.RandomPassword
+
+
 class EventSite(pulumi.ComponentResource):
     """One event: database, secrets, migration, static files, swarm stack, Nginx location."""
 
@@ -75,191 +84,246 @@ class EventSite(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EventSiteArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-swarm:index:EventSite", name, None, opts)
-        event, stack = args.event, args.stack
-        database = layout.database_name(event.name)
-        event_dir = layout.event_dir(event.name)
-        public_host = pulumi.Output.from_input(stack.domain or args.public_address)
+        self._name, self._args, self._event = name, args, args.event
+        self._public_host = pulumi.Output.from_input(args.stack.domain or args.public_address)
 
-        def step(suffix: str, depends_on: list[pulumi.Resource], **kwargs) -> remote.Command:
-            """A remote step of this event; a step that reads secrets from stdin logs nothing."""
-            secret = "stdin" in kwargs
-            return remote.Command(
-                f"{name}-{suffix}",
-                connection=args.connection,
-                add_previous_output_in_env=False,
-                logging=remote.Logging.NONE if secret else None,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=depends_on,
-                    additional_secret_outputs=["stdout", "stderr"] if secret else None,
-                ),
-                **kwargs,
-            )
+        passwords = self._passwords()
+        database = self._database_step(passwords)
+        secrets, secrets_step = self._secrets_step(passwords)
+        network = self._network_step()
+        spec = self._site_spec(secrets)
+        migrate = self._migrate_step(spec, [database, secrets_step, network, args.registry_login])
+        static = self._static_step()
+        stack = self._stack_step(spec, [migrate, static, secrets_step, network])
+        self._nginx_step(stack)
 
-        child = pulumi.ResourceOptions(parent=self)
-        db_password = random.RandomPassword(f"{name}-db-password", length=40, opts=child)
-        # Django's check --deploy wants at least 50 characters with some variety.
-        secret_key = random.RandomPassword(f"{name}-secret-key", length=64, opts=child)
-        # The event's administrator, made by the migration job (`manage.py ensure_admin`).
-        admin_password = random.RandomPassword(
-            f"{name}-admin-password", length=32, special=False, opts=child
+        self.url = pulumi.Output.all(self._public_host, args.tls).apply(
+            lambda values: f"{'https' if values[1] else 'http'}://{values[0]}{self._event.path}/"
+        )
+        # Secret: the administrator's login (README, "Log in to an event's admin").
+        self.admin_login = pulumi.Output.secret(
+            {
+                "url": self.url.apply(lambda url: f"{url}admin/"),
+                "username": render_event.ADMIN_USERNAME,
+                "password": passwords.admin.result,
+            }
+        )
+        self.register_outputs({"url": self.url, "admin_login": self.admin_login})
+
+    def _step(
+        self,
+        suffix: str,
+        depends_on: list[pulumi.Resource],
+        create: Script,
+        delete: Script | None = None,
+        secrets: list[pulumi.Input[str]] | None = None,
+    ) -> remote.Command:
+        """A remote step of this event; a step that reads secrets from stdin logs nothing."""
+        title = f"{self._name}-{suffix}"
+        return remote.Command(
+            title,
+            connection=self._args.connection,
+            add_previous_output_in_env=False,
+            logging=remote.Logging.NONE if secrets else None,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends_on,
+                additional_secret_outputs=["stdout", "stderr"] if secrets else None,
+            ),
+            **step_inputs(title, create, delete, secrets or []),
         )
 
-        database_step = step(
+    def _passwords(self) -> _Passwords:
+        child = pulumi.ResourceOptions(parent=self)
+        return _Passwords(
+            db=random.RandomPassword(f"{self._name}-db-password", length=40, opts=child),
+            # Django's check --deploy wants at least 50 characters with some variety.
+            secret_key=random.RandomPassword(f"{self._name}-secret-key", length=64, opts=child),
+            # The event's administrator, made by the migration job (`manage.py ensure_admin`).
+            admin=random.RandomPassword(
+                f"{self._name}-admin-password", length=32, special=False, opts=child
+            ),
+        )
+
+    def _database_step(self, passwords: _Passwords) -> remote.Command:
+        database = layout.database_name(self._event.name)
+        return self._step(
             "database",
-            [args.host_ready],
-            create=render_script("event_database.sh", {"DATABASE": database}),
-            delete=(
-                render_script("event_database_drop.sh", {"DATABASE": database})
-                if event.drop_database_on_delete
+            [self._args.host_ready],
+            Script("event_database.sh", {"DATABASE": database}),
+            (
+                Script("event_database_drop.sh", {"DATABASE": database})
+                if self._event.drop_database_on_delete
                 else None
             ),
-            stdin=secret_stdin(db_password.result.apply(render_event.scram_verifier)),
+            [passwords.db.result.apply(render_event.scram_verifier)],
         )
 
+    def _secrets_step(
+        self, passwords: _Passwords
+    ) -> tuple[pulumi.Output[render_event.EventSecrets], remote.Command]:
+        """Swarm secrets named by a version of their value, and the step that creates them."""
+        event = self._event.name
         # eventSecrets of this event, in the order of EventSecrets.names().
-        settings = sorted(stack.event_secrets.get(event.name, {}).items())
+        settings = sorted(self._args.stack.event_secrets.get(event, {}).items())
         setting_versions = [
             pulumi.Output.unsecret(
-                pulumi.Output.all(secret_key.result, value).apply(
+                pulumi.Output.all(passwords.secret_key.result, value).apply(
                     lambda kv, setting=setting: render_event.setting_version(kv[0], setting, kv[1])
                 )
             )
             for setting, value in settings
         ]
         secrets = pulumi.Output.all(
-            secret_version(secret_key.result),
-            secret_version(db_password.result),
-            secret_version(admin_password.result),
+            secret_version(passwords.secret_key.result),
+            secret_version(passwords.db.result),
+            secret_version(passwords.admin.result),
             *setting_versions,
         ).apply(
             lambda versions: render_event.EventSecrets(
-                secret_key=render_event.secret_name(event.name, "secret_key", versions[0]),
-                db_password=render_event.secret_name(event.name, "db_password", versions[1]),
-                admin_password=render_event.secret_name(event.name, "admin_password", versions[2]),
+                secret_key=render_event.secret_name(event, "secret_key", versions[0]),
+                db_password=render_event.secret_name(event, "db_password", versions[1]),
+                admin_password=render_event.secret_name(event, "admin_password", versions[2]),
                 settings={
-                    setting: render_event.secret_name(event.name, "setting", version)
+                    setting: render_event.secret_name(event, "setting", version)
                     for (setting, _), version in zip(settings, versions[3:], strict=True)
                 },
             )
         )
-        secrets_step = step(
+        step = self._step(
             "secrets",
-            [args.host_ready],
-            create=secrets.apply(
-                lambda names: render_script(
-                    "event_secrets.sh", {"EVENT": event.name, "SECRETS": " ".join(names.names())}
-                )
+            [self._args.host_ready],
+            Script(
+                "event_secrets.sh",
+                {"EVENT": event, "SECRETS": secrets.apply(lambda s: " ".join(s.names()))},
             ),
-            delete=render_script("event_secrets_remove.sh", {"EVENT": event.name}),
-            stdin=secret_stdin(
-                secret_key.result,
-                db_password.result,
-                admin_password.result,
+            Script("event_secrets_remove.sh", {"EVENT": event}),
+            [
+                passwords.secret_key.result,
+                passwords.db.result,
+                passwords.admin.result,
                 *[value for _, value in settings],
-            ),
+            ],
         )
+        return secrets, step
 
-        network = render_event.network_name(event.name)
-        network_step = step(
+    def _network_step(self) -> remote.Command:
+        network = render_event.network_name(self._event.name)
+        return self._step(
             "network",
-            [args.host_ready],
-            create=render_script("event_network.sh", {"EVENT": event.name, "NETWORK": network}),
-            delete=render_script(
+            [self._args.host_ready],
+            Script("event_network.sh", {"EVENT": self._event.name, "NETWORK": network}),
+            Script(
                 "event_network_remove.sh",
                 {"NETWORK": network, "REMOVE_TIMEOUT": REMOVE_TIMEOUT_SECONDS},
             ),
         )
 
-        spec = pulumi.Output.all(args.image_ref, public_host, secrets, args.tls).apply(
+    def _site_spec(
+        self, secrets: pulumi.Output[render_event.EventSecrets]
+    ) -> pulumi.Output[render_event.SiteSpec]:
+        """Everything the site's container and its migration job are given."""
+        args, event = self._args, self._event
+        return pulumi.Output.all(args.image_ref, self._public_host, secrets, args.tls).apply(
             lambda values: render_event.SiteSpec(
                 event=event.name,
                 path=event.path,
                 port=event.port,
                 replicas=event.replicas,
                 image=values[0],
-                db_host=stack.swarm_gateway,
+                db_host=args.stack.swarm_gateway,
                 public_host=values[1],
                 tls=values[3],
-                publish_mode=stack.publish_mode,
+                publish_mode=args.stack.publish_mode,
                 secrets=values[2],
                 settings=event.settings,
             )
         )
 
-        migrate_step = step(
+    def _migrate_step(
+        self, spec: pulumi.Output[render_event.SiteSpec], after: list[pulumi.Resource]
+    ) -> remote.Command:
+        return self._step(
             "migrate",
-            [database_step, secrets_step, network_step, args.registry_login],
-            create=spec.apply(
-                lambda site: render_script(
-                    "event_migrate.sh",
-                    {
-                        "EVENT": event.name,
+            after,
+            Script(
+                "event_migrate.sh",
+                spec.apply(
+                    lambda site: {
+                        "EVENT": site.event,
                         "IMAGE": site.image,
-                        "NETWORK": network,
+                        "NETWORK": render_event.network_name(site.event),
                         "ENV_FILE_TEXT": render_event.env_file(render_event.site_environment(site)),
                         "SECRET_MOUNTS": site.secrets.job_mounts(),
                         "MIGRATE_TIMEOUT": MIGRATE_TIMEOUT_SECONDS,
-                    },
-                )
+                    }
+                ),
             ),
         )
 
-        static_step = step(
+    def _static_step(self) -> remote.Command:
+        event_dir = layout.event_dir(self._event.name)
+        return self._step(
             "static",
-            [args.host_ready, args.registry_login],
-            create=pulumi.Output.from_input(args.image_ref).apply(
-                lambda image: render_script(
-                    "event_static.sh",
-                    {
+            [self._args.host_ready, self._args.registry_login],
+            Script(
+                "event_static.sh",
+                pulumi.Output.from_input(self._args.image_ref).apply(
+                    lambda image: {
                         "IMAGE": image,
                         "RELEASE": release_id(image),
                         "EVENT_DIR": event_dir,
-                        "STATIC_DIR": layout.static_dir(event.name),
+                        "STATIC_DIR": layout.static_dir(self._event.name),
                         # Its image is the live release, whose files stay served.
-                        "SERVICE": layout.service_name(event.name),
-                    },
-                )
+                        "SERVICE": layout.service_name(self._event.name),
+                    }
+                ),
             ),
-            delete=render_script("event_static_remove.sh", {"EVENT_DIR": event_dir}),
+            Script("event_static_remove.sh", {"EVENT_DIR": event_dir}),
         )
 
-        stack_step = step(
+    def _stack_step(
+        self, spec: pulumi.Output[render_event.SiteSpec], after: list[pulumi.Resource]
+    ) -> remote.Command:
+        event = self._event.name
+        return self._step(
             "stack",
-            [migrate_step, static_step, secrets_step, network_step],
-            create=spec.apply(
-                lambda site: render_script(
-                    "event_stack.sh",
-                    {
-                        "EVENT": event.name,
-                        "SERVICE": layout.service_name(event.name),
-                        "STACK_FILE": layout.stack_file(event.name),
+            after,
+            Script(
+                "event_stack.sh",
+                spec.apply(
+                    lambda site: {
+                        "EVENT": event,
+                        "SERVICE": layout.service_name(event),
+                        "STACK_FILE": layout.stack_file(event),
                         "STACK_TEXT": render_event.stack_file(site),
                         "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
                         # Every current secret, the migration job's admin password included.
                         "SECRETS_IN_USE": " ".join(site.secrets.names()),
-                    },
-                )
+                    }
+                ),
             ),
-            delete=render_script(
+            Script(
                 "event_stack_remove.sh",
                 {
-                    "EVENT": event.name,
-                    "STACK_FILE": layout.stack_file(event.name),
+                    "EVENT": event,
+                    "STACK_FILE": layout.stack_file(event),
                     "REMOVE_TIMEOUT": REMOVE_TIMEOUT_SECONDS,
                 },
             ),
         )
 
+    def _nginx_step(self, stack: remote.Command) -> remote.Command:
+        event = self._event
         owner = {
             "EVENT": event.name,
             "LOCATIONS_DIR": layout.NGINX_LOCATIONS_DIR,
             "OWNER_LINE": render_event.nginx_location_owner(event.name),
         }
-        step(
+        return self._step(
             "nginx",
-            [stack_step],
-            create=render_script(
+            [stack],
+            Script(
                 "event_nginx.sh",
                 {
                     **owner,
@@ -269,18 +333,5 @@ class EventSite(pulumi.ComponentResource):
                     ),
                 },
             ),
-            delete=render_script("event_nginx_remove.sh", owner),
+            Script("event_nginx_remove.sh", owner),
         )
-
-        self.url = pulumi.Output.all(public_host, args.tls).apply(
-            lambda values: f"{'https' if values[1] else 'http'}://{values[0]}{event.path}/"
-        )
-        # Secret: the administrator's login (README, "Log in to an event's admin").
-        self.admin_login = pulumi.Output.secret(
-            {
-                "url": self.url.apply(lambda url: f"{url}admin/"),
-                "username": render_event.ADMIN_USERNAME,
-                "password": admin_password.result,
-            }
-        )
-        self.register_outputs({"url": self.url, "admin_login": self.admin_login})

@@ -2,9 +2,10 @@
 with PostgreSQL and Nginx, each one ``remote.Command`` running one script of ``scripts/``.
 
 The steps run in this order, each after the previous one: wait until booted, packages,
-[mount the PostgreSQL volume], swarm, PostgreSQL, Nginx (+TLS). Editing a script or a parameter
-changes that step's ``create`` text, so the next ``pulumi up`` re-runs that step and, because
-the later steps depend on it, nothing else unless their own text changed.
+[mount the PostgreSQL volume], swarm, PostgreSQL, Nginx (+TLS). Editing a script or a
+parameter changes that step's program, and with it the digest in its ``create`` text, so the next
+``pulumi up`` re-runs that step and, because the later steps depend on it, nothing else unless
+their own program changed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pulumi_command import remote
 import layout
 import render_host
 from config import StackConfig
-from remote_script import render_script
+from remote_script import Script, step_inputs
 from server import Server
 
 # Bounded waits: a step that cannot finish must fail with a message, not hang `pulumi up`.
@@ -112,12 +113,11 @@ class Host(pulumi.ComponentResource):
         after: list[pulumi.Resource] | None = None,
     ) -> remote.Command:
         """One provisioning step, run after every step declared before it."""
-        create = pulumi.Output.all(**params).apply(lambda resolved: render_script(script, resolved))
+        title = f"{self._name}-{step}"
         command = remote.Command(
-            f"{self._name}-{step}",
+            title,
             connection=self._server.connection,
-            create=create,
-            delete=render_script(*delete) if delete else None,
+            **step_inputs(title, Script(script, params), Script(*delete) if delete else None),
             # The provider would send the previous output as PULUMI_COMMAND_* variables, which
             # sshd refuses (AcceptEnv) with a warning on every run; no script reads them.
             add_previous_output_in_env=False,

@@ -20,7 +20,7 @@ import pulumi_docker as docker
 from pulumi_command import remote
 
 from config import StackConfig
-from remote_script import render_script, secret_stdin
+from remote_script import Script, step_inputs
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 # Droplets are x86-64; a build on an ARM laptop must still run there.
@@ -144,13 +144,16 @@ class SiteImage(pulumi.ComponentResource):
         self.registry_login = remote.Command(
             f"{name}-registry-login",
             connection=args.connection,
-            create=render_script(
-                "registry_login.sh",
-                {"REGISTRY_SERVER": registry.server, "REGISTRY_USERNAME": registry.username},
+            **step_inputs(
+                f"{name}-registry-login",
+                Script(
+                    "registry_login.sh",
+                    {"REGISTRY_SERVER": registry.server, "REGISTRY_USERNAME": registry.username},
+                ),
+                Script("registry_logout.sh", {"REGISTRY_SERVER": registry.server}),
+                # The server only pulls: it keeps the pull-only token when there is one.
+                secrets=[registry.pull_password],
             ),
-            delete=render_script("registry_logout.sh", {"REGISTRY_SERVER": registry.server}),
-            # The server only pulls: it keeps the pull-only token when there is one.
-            stdin=secret_stdin(registry.pull_password),
             logging=remote.Logging.NONE,
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(

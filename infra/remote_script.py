@@ -1,17 +1,31 @@
-"""Turn the shell scripts in ``infra/scripts`` into ``remote.Command`` text.
+"""Turn the shell scripts in ``infra/scripts`` into ``remote.Command`` inputs.
 
-A step's ``create`` text is its script with the non-secret parameters prepended as shell-quoted
-assignments, so the text itself is what Pulumi diffs: editing a script or a parameter re-runs that
-step and nothing else. Secrets never enter that text (it is printed on errors and shown in
-previews); they travel on ``stdin``, one base64 line per secret, which the scripts decode with the
-``read_secret`` helpers of ``scripts/lib.sh``; that library is inlined into every step, so a step
-is one self-contained text and the host needs no copy of our files.
+A step's *program* is its script with the non-secret parameters prepended as shell-quoted
+assignments and ``scripts/lib.sh`` inlined, so it is one self-contained text and the host needs no
+copy of our files. The program does not go into ``create``: pulumi-command reports a failure as
+``<status>: running "<create, quoted>":`` followed by the output, so a whole script there would
+bury the reason under hundreds of escaped lines. ``create`` (and ``delete``) is a two-line loader
+instead: a comment naming the step, its script and a digest of the program, so that editing a
+script or a parameter still changes it (and re-runs that step and nothing else), then a line that
+reads the program from ``stdin`` and runs it.
+
+``stdin`` carries, one base64 line each (safe for any byte): the create program, the delete program
+(empty when the step has none), then the step's secrets in the order it documents, which the
+scripts decode with the ``read_secret`` helpers of ``lib.sh``. The provider runs ``delete`` with the
+``stdin`` stored in the state, so a removal runs the program that was stored with its step.
+Secrets never enter ``create`` or ``delete`` (printed on errors, shown in previews); ``stdin`` is a
+secret whenever it carries any.
 """
 
+from __future__ import annotations
+
 import base64
+import hashlib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pulumi
 
@@ -30,7 +44,7 @@ def script_text(name: str) -> str:
 
 
 def render_script(name: str, params: Mapping[str, str | int] | None = None) -> str:
-    """The command text that runs ``infra/scripts/<name>`` with ``params`` on the host.
+    """The program that runs ``infra/scripts/<name>`` with ``params`` on the host.
 
     Each parameter becomes ``NAME='value'`` (quoted with :func:`shlex.quote`) before the body, so
     a value can hold any character without changing what the script does.
@@ -43,11 +57,54 @@ def render_script(name: str, params: Mapping[str, str | int] | None = None) -> s
     return "\n".join([_STRICT_MODE, *assignments, script_text(LIBRARY), script_text(name)])
 
 
-def encode_secrets(*values: str) -> str:
-    """``stdin`` text carrying ``values``: one base64 line each, safe for any byte."""
-    return "".join(base64.b64encode(v.encode()).decode() + "\n" for v in values)
+def render_loader(title: str, script: str, program: str, which: Literal["create", "delete"]) -> str:
+    """The ``create`` or ``delete`` text of step ``title``: run ``which`` program from stdin."""
+    digest = hashlib.sha256(program.encode()).hexdigest()[:12]
+    # Line 1 of stdin is the create program, line 2 the delete program.
+    return (
+        f"# django-swarm step {title}: {script} (program {digest}, sent on stdin)\n"
+        "IFS= read -r create && IFS= read -r delete"
+        f' && program=$(printf %s "${which}" | base64 -d) && eval "$program"'
+    )
 
 
-def secret_stdin(*values: pulumi.Input[str]) -> pulumi.Output[str]:
-    """:func:`encode_secrets` over Pulumi inputs; the result is always a secret output."""
-    return pulumi.Output.secret(pulumi.Output.all(*values).apply(lambda vs: encode_secrets(*vs)))
+def render_stdin(create: str, delete: str | None, secrets: Sequence[str] = ()) -> str:
+    """A step's ``stdin``: its create and delete programs, then its secrets, one base64 line each
+    (safe for any byte)."""
+    lines = [create, delete or "", *secrets]
+    return "".join(base64.b64encode(line.encode()).decode() + "\n" for line in lines)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script of ``infra/scripts`` and its parameters, whose values may be Pulumi inputs."""
+
+    name: str
+    params: pulumi.Input[Mapping[str, pulumi.Input[str | int]]] = field(default_factory=dict)
+
+    def program(self) -> pulumi.Output[str]:
+        return pulumi.Output.from_input(self.params).apply(lambda p: render_script(self.name, p))
+
+
+def step_inputs(
+    title: str,
+    create: Script,
+    delete: Script | None = None,
+    secrets: Sequence[pulumi.Input[str]] = (),
+) -> dict[str, pulumi.Output[str]]:
+    """``create``, ``delete`` and ``stdin`` of the ``remote.Command`` named ``title``."""
+    create_program = create.program()
+    delete_program = delete.program() if delete else pulumi.Output.from_input("")
+    inputs = {
+        "create": create_program.apply(lambda p: render_loader(title, create.name, p, "create")),
+        "stdin": pulumi.Output.all(create_program, delete_program, *secrets).apply(
+            lambda values: render_stdin(values[0], values[1], values[2:])
+        ),
+    }
+    if delete:
+        inputs["delete"] = delete_program.apply(
+            lambda p: render_loader(title, delete.name, p, "delete")
+        )
+    if secrets:
+        inputs["stdin"] = pulumi.Output.secret(inputs["stdin"])
+    return inputs

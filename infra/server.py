@@ -14,7 +14,7 @@ import pulumi_tls as tls
 from pulumi_command import remote
 
 from config import StackConfig
-from remote_script import render_script
+from remote_script import Script, step_inputs
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 # The swarm's own ports (manager API, gossip, VXLAN); open only inside the VPC for more nodes.
@@ -108,7 +108,7 @@ class Server(pulumi.ComponentResource):
         first_contact = remote.Command(
             f"{name}-host-key",
             connection=unverified,
-            create=render_script("host_key.sh"),
+            **step_inputs(f"{name}-host-key", Script("host_key.sh")),
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),
         )

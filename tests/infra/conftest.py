@@ -6,9 +6,11 @@ the tests check the configuration the README tells people to start from.
 
 from __future__ import annotations
 
+import base64
 import shlex
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,9 +117,20 @@ def public_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     return table
 
 
-def script_params(command: str) -> dict[str, str]:
+def step_program(inputs: Mapping[str, Any], which: str = "create") -> str:
+    """The program a step's ``create`` (or ``delete``) loader reads from its stdin."""
+    line = inputs["stdin"].splitlines()[0 if which == "create" else 1]
+    return base64.b64decode(line).decode()
+
+
+def step_secrets(inputs: Mapping[str, Any]) -> list[str]:
+    """The secrets a step sends on stdin after its two programs, decoded."""
+    return [base64.b64decode(line).decode() for line in inputs["stdin"].splitlines()[2:]]
+
+
+def script_params(inputs: Mapping[str, Any], which: str = "create") -> dict[str, str]:
     """The ``NAME='value'`` assignments render_script put before lib.sh and the script body."""
-    prefix = command.split(script_text(LIBRARY), 1)[0]
+    prefix = step_program(inputs, which).split(script_text(LIBRARY), 1)[0]
     assignments = shlex.split(prefix.removeprefix("set -euo pipefail\n"))
     return dict(assignment.split("=", 1) for assignment in assignments)
 

@@ -3,13 +3,12 @@ secrets, teardown. The rendered texts themselves are tested in test_render_event
 
 from __future__ import annotations
 
-import base64
 import itertools
 import re
 
 import pytest
 import yaml
-from conftest import UserConfig
+from conftest import UserConfig, step_program, step_secrets
 from conftest import script_params as params
 
 import layout
@@ -91,10 +90,10 @@ def test_release_steps_deploy_the_pushed_digest(prod_config: UserConfig):
     assert re.fullmatch(r"ghcr\.io/ieee-branch/hits@sha256:[0-9a-f]{64}", digest)
     assert run.exports["imageDigest"] == digest
     for event in PROD_EVENTS:
-        stack = params(run.named(f"{event}-stack").inputs["create"])
+        stack = params(run.named(f"{event}-stack").inputs)
         assert yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["image"] == digest
-        assert params(run.named(f"{event}-migrate").inputs["create"])["IMAGE"] == digest
-        assert params(run.named(f"{event}-static").inputs["create"])["IMAGE"] == digest
+        assert params(run.named(f"{event}-migrate").inputs)["IMAGE"] == digest
+        assert params(run.named(f"{event}-static").inputs)["IMAGE"] == digest
 
 
 def test_preview_computes_nothing_from_unknown_values(prod_config: UserConfig):
@@ -104,16 +103,17 @@ def test_preview_computes_nothing_from_unknown_values(prod_config: UserConfig):
         for step in ("secrets", "migrate", "static", "stack"):
             assert run.named(f"{event}-{step}").inputs["create"] == UNKNOWN
         # What does not depend on the image or the passwords is known, and shown in the preview.
-        assert "event_nginx" not in run.named(f"{event}-nginx").inputs["create"]
-        assert params(run.named(f"{event}-nginx").inputs["create"])["EVENT"] == event
-        assert params(run.named(f"{event}-database").inputs["create"])["DATABASE"].startswith("ev_")
+        assert run.named(f"{event}-nginx").inputs["create"] != UNKNOWN
+        assert params(run.named(f"{event}-nginx").inputs)["EVENT"] == event
+        # Its stdin waits for the password's verifier, but which step will run is known.
+        assert run.named(f"{event}-database").inputs["create"] != UNKNOWN
 
 
 def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserConfig):
     run = prod_config.run()
     seen: dict[str, set[str]] = {}
     for event in PROD_EVENTS:
-        stack = params(run.named(f"{event}-stack").inputs["create"])
+        stack = params(run.named(f"{event}-stack").inputs)
         document = yaml.safe_load(stack["STACK_TEXT"])
         web = document["services"]["web"]
         environment = web["environment"]
@@ -126,8 +126,8 @@ def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserCo
             "stack file": stack["STACK_FILE"],
             "service": stack["SERVICE"],
             "network": document["networks"]["default"]["name"],
-            "location file": params(run.named(f"{event}-nginx").inputs["create"])["LOCATION_FILE"],
-            "static dir": params(run.named(f"{event}-static").inputs["create"])["STATIC_DIR"],
+            "location file": params(run.named(f"{event}-nginx").inputs)["LOCATION_FILE"],
+            "static dir": params(run.named(f"{event}-static").inputs)["STATIC_DIR"],
         }
         values |= {f"secret {k}": v["name"] for k, v in document["secrets"].items()}
         assert environment["DB_NAME"] == layout.database_name(event)
@@ -167,7 +167,12 @@ def test_no_secret_in_any_command_text_or_plain_output(prod_config: UserConfig, 
             assert field not in resource.secret_paths, f"{resource.name}.{field} is secret"
             for secret in secrets:
                 assert secret not in text, f"a secret is in {resource.name}.{field}"
-        if "stdin" in resource.inputs:
+        # The programs on stdin are shown in the preview when the step sends no secret.
+        for which in ("create", "delete"):
+            program = step_program(resource.inputs, which)
+            for secret in secrets:
+                assert secret not in program, f"a secret is in {resource.name}'s {which} program"
+        if step_secrets(resource.inputs):
             # Secrets travel on stdin, and what such a step prints is neither shown nor stored.
             assert "stdin" in resource.secret_paths
             assert resource.inputs["logging"] == "none"
@@ -183,26 +188,25 @@ def test_secret_steps_read_the_secrets_in_the_documented_order(prod_config: User
         key = run.named(f"{event}-secret-key").outputs["result"]
         password = run.named(f"{event}-db-password").outputs["result"]
         admin = run.named(f"{event}-admin-password").outputs["result"]
-        encoded = run.named(f"{event}-secrets").inputs["stdin"].splitlines()
-        assert [base64.b64decode(line).decode() for line in encoded] == [key, password, admin]
+        assert step_secrets(run.named(f"{event}-secrets").inputs) == [key, password, admin]
         # The database step gets the password's SCRAM verifier, never the password itself.
-        database_stdin = run.named(f"{event}-database").inputs["stdin"]
-        assert base64.b64decode(database_stdin).decode() == render_event.scram_verifier(password)
-    login = run.named("app-registry-login").inputs["stdin"]
-    assert base64.b64decode(login).decode() == prod_config.values["registryPassword"]
+        database = step_secrets(run.named(f"{event}-database").inputs)
+        assert database == [render_event.scram_verifier(password)]
+    login = step_secrets(run.named("app-registry-login").inputs)
+    assert login == [prod_config.values["registryPassword"]]
 
 
 def test_swarm_secret_names_carry_a_version_of_their_value(prod_config: UserConfig):
     run = prod_config.run()
-    names = params(run.named("spring-hackathon-secrets").inputs["create"])["SECRETS"].split()
+    names = params(run.named("spring-hackathon-secrets").inputs)["SECRETS"].split()
     assert len(names) == 3
     for name, kind in zip(names, ("secret_key", "db_password", "admin_password"), strict=True):
         assert re.fullmatch(rf"spring-hackathon_{kind}_[0-9a-f]{{12}}", name)
-    stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    stack = params(run.named("spring-hackathon-stack").inputs)
     # The stack step removes the event's secrets not in this list: the job's stays.
     assert stack["SECRETS_IN_USE"].split() == names
     # Only the migration job mounts the administrator's password, never the site.
-    migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
+    migrate = params(run.named("spring-hackathon-migrate").inputs)
     assert f"source={names[2]},target=admin_password" in migrate["SECRET_MOUNTS"].split()
     assert "admin_password" not in stack["STACK_TEXT"]
 
@@ -210,11 +214,10 @@ def test_swarm_secret_names_carry_a_version_of_their_value(prod_config: UserConf
 def test_event_secrets_reach_their_site_and_its_job_as_swarm_secrets(prod_config: UserConfig):
     run = with_event_secrets(prod_config).run()
     step = run.named("spring-hackathon-secrets")
-    names = params(step.inputs["create"])["SECRETS"].split()
+    names = params(step.inputs)["SECRETS"].split()
     assert len(names) == 4 and re.fullmatch(r"spring-hackathon_setting_[0-9a-f]{12}", names[3])
-    values = [base64.b64decode(line).decode() for line in step.inputs["stdin"].splitlines()]
-    assert values[3] == STRIPE_KEY
-    stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    assert step_secrets(step.inputs)[3] == STRIPE_KEY
+    stack = params(run.named("spring-hackathon-stack").inputs)
     document = yaml.safe_load(stack["STACK_TEXT"])
     web = document["services"]["web"]
     assert web["environment"]["STRIPE_KEY_FILE"] == "/run/secrets/setting_STRIPE_KEY"
@@ -223,20 +226,20 @@ def test_event_secrets_reach_their_site_and_its_job_as_swarm_secrets(prod_config
     assert document["secrets"]["setting_STRIPE_KEY"] == {"external": True, "name": names[3]}
     assert names[3] in stack["SECRETS_IN_USE"].split()
     # The migration job runs the same settings module: it needs the file too.
-    migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
+    migrate = params(run.named("spring-hackathon-migrate").inputs)
     assert f"source={names[3]},target=setting_STRIPE_KEY" in migrate["SECRET_MOUNTS"].split()
     assert "STRIPE_KEY_FILE=/run/secrets/setting_STRIPE_KEY\n" in migrate["ENV_FILE_TEXT"]
     # The other event has none.
-    other = params(run.named("autumn-hackathon-stack").inputs["create"])["STACK_TEXT"]
+    other = params(run.named("autumn-hackathon-stack").inputs)["STACK_TEXT"]
     assert "STRIPE" not in other
-    other_secrets = params(run.named("autumn-hackathon-secrets").inputs["create"])["SECRETS"]
+    other_secrets = params(run.named("autumn-hackathon-secrets").inputs)["SECRETS"]
     assert len(other_secrets.split()) == 3
 
 
 def test_a_new_secret_value_gets_a_new_swarm_secret_and_nothing_else_does(prod_config):
     def names(value: str) -> list[str]:
         run = with_event_secrets(prod_config, value).run()
-        return params(run.named("spring-hackathon-secrets").inputs["create"])["SECRETS"].split()
+        return params(run.named("spring-hackathon-secrets").inputs)["SECRETS"].split()
 
     before, after = names(STRIPE_KEY), names(STRIPE_KEY + "-rotated")
     assert before[:3] == after[:3] and before[3] != after[3]
@@ -259,14 +262,14 @@ def test_each_events_admin_login_is_a_secret_output(prod_config: UserConfig):
 
 def test_site_environment_follows_the_stack_config(prod_config: UserConfig):
     run = prod_config.run()
-    stack = params(run.named("spring-hackathon-stack").inputs["create"])
+    stack = params(run.named("spring-hackathon-stack").inputs)
     environment = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["environment"]
     assert environment["ALLOWED_HOSTS"] == "ieee.example.org"
     assert environment["PUBLIC_DOMAIN"] == "ieee.example.org"
     assert environment["SECURE_SSL"] == "1"
     assert environment["DB_HOST"] == "172.20.0.1"
     assert environment["GUNICORN_WORKERS"] == "3"
-    migrate = params(run.named("spring-hackathon-migrate").inputs["create"])
+    migrate = params(run.named("spring-hackathon-migrate").inputs)
     assert "GUNICORN_WORKERS=3\n" in migrate["ENV_FILE_TEXT"]
     assert "URL_PREFIX=/spring\n" in migrate["ENV_FILE_TEXT"]
     assert run.exports["eventUrls"] == {
@@ -277,7 +280,7 @@ def test_site_environment_follows_the_stack_config(prod_config: UserConfig):
 
 def test_without_a_domain_the_site_answers_to_the_servers_address(existing_config: UserConfig):
     run = existing_config.run()
-    stack = params(run.named("event1-stack").inputs["create"])
+    stack = params(run.named("event1-stack").inputs)
     environment = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["environment"]
     assert environment["ALLOWED_HOSTS"] == "198.51.100.7"
     assert "SECURE_SSL" not in environment
@@ -290,7 +293,7 @@ def test_publish_mode_reaches_the_stack(existing_config: UserConfig):
         {"name": "event2", "path": "/event2"},
     ]
     run = existing_config.with_(publishMode="host", events=one_replica_each).run()
-    stack = params(run.named("event1-stack").inputs["create"])
+    stack = params(run.named("event1-stack").inputs)
     port = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["ports"][0]
     assert port["mode"] == "host"
 
@@ -306,10 +309,9 @@ def test_teardown_removes_everything_but_keeps_the_database(prod_config: UserCon
             ("static", "event_static_remove.sh"),
             ("nginx", "event_nginx_remove.sh"),
         ):
-            delete = run.named(f"{event}-{step}").inputs["delete"]
-            assert_runs_script(delete, script)
-        assert params(run.named(f"{event}-stack").inputs["delete"])["EVENT"] == event
-    assert_runs_script(run.named("app-registry-login").inputs["delete"], "registry_logout.sh")
+            assert_runs_script(run.named(f"{event}-{step}").inputs, "delete", script)
+        assert params(run.named(f"{event}-stack").inputs, "delete")["EVENT"] == event
+    assert_runs_script(run.named("app-registry-login").inputs, "delete", "registry_logout.sh")
 
 
 def test_location_files_are_named_by_path_and_owned_by_their_event(existing_config: UserConfig):
@@ -318,8 +320,8 @@ def test_location_files_are_named_by_path_and_owned_by_their_event(existing_conf
     run = existing_config.with_(events=events).run()
     files = {}
     for event in ("event1", "event2b"):
-        create = params(run.named(f"{event}-nginx").inputs["create"])
-        delete = params(run.named(f"{event}-nginx").inputs["delete"])
+        create = params(run.named(f"{event}-nginx").inputs)
+        delete = params(run.named(f"{event}-nginx").inputs, "delete")
         # Each file starts with its owner's line, the line by which the scripts find it again.
         assert create["LOCATION_TEXT"].splitlines()[0] == create["OWNER_LINE"]
         assert delete == {k: create[k] for k in ("EVENT", "LOCATIONS_DIR", "OWNER_LINE")}
@@ -336,11 +338,12 @@ def test_drop_database_on_delete_is_a_per_event_decision(existing_config: UserCo
     events = existing_config.values["events"]
     config = existing_config.with_(events=[events[0] | {"dropDatabaseOnDelete": True}, events[1]])
     run = config.run()
-    delete = run.named("event1-database").inputs["delete"]
-    assert_runs_script(delete, "event_database_drop.sh")
-    assert params(delete) == {"DATABASE": "ev_event1"}
+    database = run.named("event1-database").inputs
+    assert_runs_script(database, "delete", "event_database_drop.sh")
+    assert params(database, "delete") == {"DATABASE": "ev_event1"}
     assert run.named("event2-database").inputs.get("delete") is None
 
 
-def assert_runs_script(command: str, script: str) -> None:
-    assert command.endswith(script_text(script)), f"does not run {script}"
+def assert_runs_script(inputs, which: str, script: str) -> None:
+    assert f": {script} (program " in inputs[which].splitlines()[0], f"{which} names no {script}"
+    assert step_program(inputs, which).endswith(script_text(script)), f"does not run {script}"

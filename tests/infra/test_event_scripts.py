@@ -1,8 +1,9 @@
 """The event's database scripts run for real against the machine's PostgreSQL.
 
-They run exactly as the program declares them (``render_script`` text, secrets on stdin), as root,
-with ``runuser -u postgres -- psql``; only the connection differs from a host, where psql uses the
-local socket: here PG* variables point it at the test server over TCP as its superuser.
+They run exactly as the program declares them (its loader, with the program and the secrets on
+stdin), as root, with ``runuser -u postgres -- psql``; only the connection differs from a host,
+where psql uses the local socket: here PG* variables point it at the test server over TCP as its
+superuser.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from remote_script import encode_secrets, render_script
+from remote_script import render_loader, render_script, render_stdin
 from render_event import scram_verifier
 
 SERVER = {"host": "127.0.0.1", "port": 5432, "user": "swarm_test", "password": "swarm_test"}
@@ -32,9 +33,10 @@ def run_step(script: str, params: dict[str, str], *secrets: str) -> subprocess.C
         "PGUSER": SERVER["user"],
         "PGPASSWORD": SERVER["password"],
     }
+    program = render_script(script, params)
     return subprocess.run(
-        ["bash", "-c", render_script(script, params)],
-        input=encode_secrets(*secrets),
+        ["bash", "-c", render_loader("test-step", script, program, "create")],
+        input=render_stdin(program, None, secrets),
         env=environment,
         capture_output=True,
         text=True,

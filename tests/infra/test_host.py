@@ -11,7 +11,7 @@ import threading
 
 import pytest
 import requests
-from conftest import script_params
+from conftest import script_params, step_program
 from real_nginx import RealNginx
 
 import layout
@@ -29,7 +29,7 @@ def host_steps(run):
 
 
 def params(step) -> dict[str, str]:
-    return script_params(step.inputs["create"])
+    return script_params(step.inputs)
 
 
 @pytest.mark.parametrize("preview", [False, True])
@@ -96,7 +96,7 @@ def test_certbot_and_tls_site_only_with_tls(prod_config):
 
 def test_undo_steps_on_destroy_keep_the_data(prod_config):
     run = prod_config.run()
-    deletes = {s.name: s.inputs.get("delete", "") for s in host_steps(run)}
+    deletes = {s.name: step_program(s.inputs, "delete") for s in host_steps(run)}
     assert "docker swarm leave --force" in deletes["host-swarm"]
     assert "pg_hba.conf" in deletes["host-postgres"]
     # The script itself, after the helpers of lib.sh that every step carries.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REGISTRY_PASSWORD, UserConfig
+from conftest import REGISTRY_PASSWORD, UserConfig, step_program, step_secrets
 
 import image
 from remote_script import script_text
@@ -46,10 +45,11 @@ def test_base_image_is_a_config_value(prod_config: UserConfig):
 def test_host_login_runs_after_provisioning_with_the_password_on_stdin(prod_config: UserConfig):
     run = prod_config.run()
     login = run.named("app-registry-login")
-    assert login.inputs["create"].endswith(script_text("registry_login.sh"))
-    assert "REGISTRY_SERVER=ghcr.io\n" in login.inputs["create"]
-    assert "REGISTRY_USERNAME=ieee-branch\n" in login.inputs["create"]
-    assert REGISTRY_PASSWORD not in login.inputs["create"]
+    program = step_program(login.inputs)
+    assert program.endswith(script_text("registry_login.sh"))
+    assert "REGISTRY_SERVER=ghcr.io\n" in program
+    assert "REGISTRY_USERNAME=ieee-branch\n" in program
+    assert REGISTRY_PASSWORD not in program + login.inputs["create"]
     assert login.inputs["logging"] == "none"
     assert run.named("host-nginx").urn in login.dependencies
 
@@ -145,9 +145,9 @@ def test_the_server_logs_in_with_the_pull_only_token_when_one_is_set(prod_config
     run = prod_config.with_secret("registryPullPassword", PULL_TOKEN).run()
     login = run.named("app-registry-login")
     # The server keeps only the read-only token; the push token stays with `pulumi up`.
-    assert base64.b64decode(login.inputs["stdin"]).decode() == PULL_TOKEN
+    assert step_secrets(login.inputs) == [PULL_TOKEN]
     assert REGISTRY_PASSWORD not in login.inputs["stdin"] + login.inputs["create"]
-    assert PULL_TOKEN not in login.inputs["create"]
+    assert PULL_TOKEN not in login.inputs["create"] + step_program(login.inputs)
     assert "stdin" in login.secret_paths
     (built,) = run.of_type(IMAGE)
     assert built.inputs["registry"]["password"] == REGISTRY_PASSWORD
@@ -155,4 +155,4 @@ def test_the_server_logs_in_with_the_pull_only_token_when_one_is_set(prod_config
 
 def test_without_a_pull_token_the_server_uses_the_push_token(prod_config: UserConfig):
     login = prod_config.run().named("app-registry-login")
-    assert base64.b64decode(login.inputs["stdin"]).decode() == REGISTRY_PASSWORD
+    assert step_secrets(login.inputs) == [REGISTRY_PASSWORD]

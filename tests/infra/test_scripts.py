@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, step_program
 from test_host import host_steps, params
 
 from remote_script import SCRIPTS_DIR
@@ -47,7 +47,7 @@ def test_every_parameter_passed_is_declared_and_vice_versa(prod_config, existing
     run = (prod_config if which == "prod" else existing_config).run()
     checked = 0
     for step in host_steps(run):
-        body = step.inputs["create"]
+        body = step_program(step.inputs)
         script = next(
             p.name for p in HOST_SCRIPTS if p.read_text().split("\n", 1)[1].strip() in body
         )
@@ -60,7 +60,8 @@ def test_every_parameter_passed_is_declared_and_vice_versa(prod_config, existing
 def test_rendered_steps_are_valid_bash(prod_config, existing_config, which):
     run = (prod_config if which == "prod" else existing_config).run()
     for step in host_steps(run):
-        for text in (step.inputs["create"], step.inputs.get("delete")):
+        texts = [step.inputs["create"], step.inputs.get("delete"), step_program(step.inputs)]
+        for text in [*texts, step_program(step.inputs, "delete")]:
             if text:
                 result = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
                 assert result.returncode == 0, (step.name, result.stderr)

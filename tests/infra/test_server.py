@@ -7,7 +7,12 @@ import collections
 import json
 
 import pytest
-from conftest import EXISTING_PRIVATE_KEY, REGISTRY_PASSWORD, openssh_public_key_line
+from conftest import (
+    EXISTING_PRIVATE_KEY,
+    REGISTRY_PASSWORD,
+    openssh_public_key_line,
+    step_program,
+)
 
 import config
 from harness import MOCK_HOST_KEY, UNKNOWN, VPC_RANGE
@@ -191,7 +196,7 @@ def test_host_key_is_read_on_first_contact_then_required_by_every_step(
     run = (prod_config if which == "prod" else existing_config).run()
     first_contact = run.named("server-host-key")
     assert "hostKey" not in first_contact.inputs["connection"]
-    assert "ssh_host_ed25519_key.pub" in first_contact.inputs["create"]
+    assert "ssh_host_ed25519_key.pub" in step_program(first_contact.inputs)
     others = [r for r in run.of_type("command:remote:Command") if r is not first_contact]
     assert len(others) > 10
     for step in others:

@@ -18,14 +18,14 @@ EVENTS = ("spring-hackathon", "autumn-hackathon")
 
 
 def site_environment(run, event: str) -> dict[str, str]:
-    stack = params(run.named(f"{event}-stack").inputs["create"])["STACK_TEXT"]
+    stack = params(run.named(f"{event}-stack").inputs)["STACK_TEXT"]
     return yaml.safe_load(stack)["services"]["web"]["environment"]
 
 
 def test_with_the_domain_pointing_at_the_server_everything_is_https(prod_config: UserConfig):
     run = prod_config.run()
     assert run.exports["https"] is True
-    nginx = params(run.named("host-nginx").inputs["create"])
+    nginx = params(run.named("host-nginx").inputs)
     assert nginx["TLS_SITE"] == render_host.nginx_site(DOMAIN, tls=True)
     for event in EVENTS:
         assert site_environment(run, event)["SECURE_SSL"] == "1"
@@ -41,7 +41,7 @@ def test_until_the_domain_points_at_the_server_the_first_up_serves_http(
     with caplog.at_level(logging.WARNING):
         run = prod_config.run()
     assert run.exports["https"] is False
-    nginx = params(run.named("host-nginx").inputs["create"])
+    nginx = params(run.named("host-nginx").inputs)
     # No certificate is asked for: the step serves the HTTP site and succeeds.
     assert nginx["TLS_SITE"] == ""
     assert nginx["HTTP_SITE"] == render_host.nginx_site(DOMAIN, tls=False)

@@ -81,6 +81,8 @@ class CommandResult:
     status: int
     stdout: str
     stderr: str
+    # Both streams in the order they arrived, as pulumi-command reports a failure's output.
+    output: str = ""
 
 
 def ssh_connect(
@@ -138,26 +140,33 @@ def run_over(
         if stdin:
             channel.sendall(stdin.encode())
         channel.shutdown_write()
-        out, err = io.BytesIO(), io.BytesIO()
-        while True:
+        out, err, both = io.BytesIO(), io.BytesIO(), io.BytesIO()
+
+        def receive() -> bool:
             if channel.recv_ready():
-                out.write(channel.recv(65536))
+                chunk = channel.recv(65536)
+                out.write(chunk)
             elif channel.recv_stderr_ready():
-                err.write(channel.recv_stderr(65536))
+                chunk = channel.recv_stderr(65536)
+                err.write(chunk)
+            else:
+                return False
+            both.write(chunk)
+            return True
+
+        while True:
+            if receive():
+                continue
             # sshd may report the exit status before the last output: the end of the output is
             # its EOF (or the channel's close).
-            elif channel.exit_status_ready() and (channel.eof_received or channel.closed):
+            if channel.exit_status_ready() and (channel.eof_received or channel.closed):
                 break
-            else:
-                time.sleep(0.05)
-        while channel.recv_ready():
-            out.write(channel.recv(65536))
-        while channel.recv_stderr_ready():
-            err.write(channel.recv_stderr(65536))
+            time.sleep(0.05)
+        while receive():
+            pass
         return CommandResult(
             channel.recv_exit_status(),
-            out.getvalue().decode(errors="replace"),
-            err.getvalue().decode(errors="replace"),
+            *(stream.getvalue().decode(errors="replace") for stream in (out, err, both)),
         )
     finally:
         client.close()

@@ -250,10 +250,11 @@ class ReplayCloud(pulumi_mocks.Mocks):
         with self.lock:
             self.executions.append(execution)
         if result.status != 0:
+            # The provider's own words (remote/commandOutputs.go): the command text quoted as
+            # Go's %q does, then the output of both streams as it came.
             raise ReplayError(
-                f"{key} ({action}) exited with status {result.status}\n"
-                f"--- stderr (tail)\n{tail(result.stderr)}\n"
-                f"--- stdout (tail)\n{tail(result.stdout)}"
+                f"{key} ({action}): Process exited with status {result.status}: "
+                f"running {json.dumps(command, ensure_ascii=False)}:\n{result.output}"
             )
         return execution
 

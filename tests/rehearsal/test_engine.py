@@ -96,7 +96,8 @@ def test_a_resource_the_program_drops_is_deleted_after_the_run(toy, box):
 
 
 def test_a_failing_command_fails_the_converge_with_its_output(toy):
-    with pytest.raises(Exception, match=r"(?s)toy-failing \(create\) exited with status 3.*disk"):
+    failure = r"(?s)toy-failing \(create\): Process exited with status 3: running .*disk"
+    with pytest.raises(Exception, match=failure):
         toy(label="second", trigger="two", greeting="bonjour", withFailure=True)
 
 

@@ -441,9 +441,16 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
             story.converge()
     finally:
         del story.events[0]["settings"]
+    # What the user reads first, in the provider's words: the step, then the reason (item 12),
+    # not the whole script quoted on one line.
     message = str(failure.value)
-    assert "event1-stack" in message
-    assert "event1" in message.split("--- stderr (tail)", 1)[1], message
+    first_lines = message[message.index("event1-stack (") :].splitlines()[:4]
+    assert len(first_lines[0]) < 300, first_lines[0]
+    assert "django-swarm step event1-stack: event_stack.sh" in first_lines[0]
+    assert any(
+        re.match(r"event event1: .*the previous version \(if any\) keeps serving", line)
+        for line in first_lines[1:]
+    ), message
     assert set(story.containers("event1").values()) == set(good.values())
     assert story.hits("/event1/") == count + 1
     story.converge()  # the fixed config converges again
