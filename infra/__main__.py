@@ -50,6 +50,10 @@ pulumi.export("https", tls)
 pulumi.export(
     "eventAdmins", pulumi.Output.secret({n: site.admin_login for n, site in sites.items()})
 )
+# Where the backups go, and restic's password, without which they cannot be read (README,
+# "Backups and restore"): pulumi stack output resticPassword --show-secrets
+pulumi.export("backupRepository", host.backup_repository)
+pulumi.export("resticPassword", pulumi.Output.secret(host.restic_password))
 if server.droplet_urn is not None:
     # The droplet is protected; tearing it down starts with:
     # pulumi state unprotect "$(pulumi stack output dropletUrn)"

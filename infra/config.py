@@ -50,18 +50,31 @@ COMMON_KEYS = (
     "registryPassword",
     "registryPullPassword",
     "eventSecrets",
+    "backups",
+    "backupSecretAccessKey",
     "baseImage",
     "swarmSubnet",
     "publishMode",
     "events",
 )
-SECRET_KEYS = ("sshPrivateKey", "registryPassword", "registryPullPassword", "eventSecrets")
+SECRET_KEYS = (
+    "sshPrivateKey",
+    "registryPassword",
+    "registryPullPassword",
+    "eventSecrets",
+    "backupSecretAccessKey",
+)
 KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
 
 OPENSSH_KEY_TYPES = frozenset(
     {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 )
-EVENT_KEYS = frozenset({"name", "path", "replicas", "port", "dropDatabaseOnDelete", "settings"})
+EVENT_KEYS = frozenset(
+    {"name", "path", "replicas", "port", "dropDatabaseOnDelete", "settings", "uploadLimitMb"}
+)
+# The largest request body (an upload through the admin) Nginx passes to an event's site.
+DEFAULT_UPLOAD_LIMIT_MB = 20
+MAX_UPLOAD_LIMIT_MB = 1024
 EVENT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
 EVENT_PATH = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9._~-]*)+")
 SETTING_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -83,6 +96,7 @@ RESERVED_SETTINGS = frozenset(
         "PORT",
         "ADMIN_PASSWORD",
         "ADMIN_PASSWORD_FILE",
+        "MEDIA_ROOT",
     }
 )
 # The fix a config error names for a setting (or secret setting) an event may not set.
@@ -121,6 +135,7 @@ class EventConfig:
     port: int
     drop_database_on_delete: bool
     settings: Mapping[str, str]
+    upload_limit_mb: int
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,37 @@ class RegistryConfig:
     @property
     def image_name(self) -> str:
         return f"{self.server}/{self.repository}"
+
+
+BACKUP_KEYS = frozenset(
+    {"bucket", "endpoint", "accessKeyId", "schedule", "keepDaily", "keepWeekly", "keepMonthly"}
+)
+# S3 bucket names (also DigitalOcean Spaces): 3-63 of a-z 0-9 . -, starting and ending alike.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+# A systemd calendar expression (systemd.time(7)); the host step checks it exactly.
+SCHEDULE = re.compile(r"[A-Za-z0-9*:/,. ~+-]{1,100}")
+DEFAULT_BACKUP_SCHEDULE = "*-*-* 03:00:00 UTC"
+DEFAULT_RETENTION = {"keepDaily": 7, "keepWeekly": 4, "keepMonthly": 6}
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """Where and when the host backs every event up (restic), and what it keeps."""
+
+    # None: a restic repository on the server itself (not off-host; `pulumi up` warns).
+    bucket: str | None
+    endpoint: str | None
+    access_key_id: str | None
+    secret_access_key: pulumi.Output[str] | None
+    schedule: str
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+
+    @property
+    def off_host(self) -> bool:
+        return self.bucket is not None
 
 
 @dataclass(frozen=True)
@@ -165,6 +211,7 @@ class StackConfig:
     events: tuple[EventConfig, ...]
     # Event name -> secret setting name -> its value (eventSecrets); names are plain text.
     event_secrets: Mapping[str, Mapping[str, pulumi.Output[str]]]
+    backups: BackupConfig
 
     @property
     def tls_enabled(self) -> bool:
@@ -243,6 +290,11 @@ class _Reader:
     def checked(self, key: str, value: Any, ok: Callable[[Any], bool], fix: str) -> None:
         if value is not None and not ok(value):
             self.problem(key, value, fix)
+
+
+def _is_word(value: Any) -> bool:
+    """Non-empty text without whitespace (a user name, a key id)."""
+    return isinstance(value, str) and value != "" and not any(c.isspace() for c in value)
 
 
 def _is_supported_image(value: str) -> bool:
@@ -372,6 +424,18 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
                 f"set a free port from 1024 to 65535, not one of {sorted(HOST_PORTS)}",
             )
             port = None
+        upload_limit = item.get("uploadLimitMb", DEFAULT_UPLOAD_LIMIT_MB)
+        if (
+            isinstance(upload_limit, bool)
+            or not isinstance(upload_limit, int)
+            or not 1 <= upload_limit <= MAX_UPLOAD_LIMIT_MB
+        ):
+            reader.problem(
+                f"{key}.uploadLimitMb",
+                upload_limit,
+                f"set a whole number of megabytes from 1 to {MAX_UPLOAD_LIMIT_MB}",
+            )
+            upload_limit = DEFAULT_UPLOAD_LIMIT_MB
         drop = item.get("dropDatabaseOnDelete", False)
         if not isinstance(drop, bool):
             reader.problem(f"{key}.dropDatabaseOnDelete", drop, "set true or false")
@@ -395,6 +459,7 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
                 port=port if port is not None else default_port(name),
                 drop_database_on_delete=drop,
                 settings=MappingProxyType({k: str(v) for k, v in settings.items()}),
+                upload_limit_mb=upload_limit,
             )
         )
     _check_events_together(reader, events)
@@ -471,6 +536,94 @@ def _check_events_together(reader: _Reader, events: list[EventConfig]) -> None:
                 )
 
 
+def _backups(reader: _Reader, target: str, region: str) -> BackupConfig:
+    """``backups`` and ``backupSecretAccessKey``: an S3 bucket (a DigitalOcean Space by default),
+    or none for a repository on the server itself; schedule and retention either way."""
+    raw = reader.json_value("backups", {}, dict, 'an object like {"bucket": "my-space"}')
+    for unknown in sorted(set(raw) - BACKUP_KEYS):
+        reader.problem(
+            f"backups.{unknown}", raw[unknown], f"remove it; known: {sorted(BACKUP_KEYS)}"
+        )
+    secret = reader.config.get_secret("backupSecretAccessKey")
+    bucket, key_id = raw.get("bucket"), raw.get("accessKeyId")
+    default_endpoint = (
+        f"https://{region}.digitaloceanspaces.com" if target == "digitalocean" else None
+    )
+    endpoint = raw.get("endpoint", default_endpoint if bucket is not None else None)
+    reader.checked(
+        "backups.bucket",
+        bucket,
+        lambda v: isinstance(v, str) and bool(BUCKET_NAME.fullmatch(v)),
+        "set the bucket (Space) name: 3 to 63 of a-z, 0-9, '.' and '-'",
+    )
+    reader.checked(
+        "backups.endpoint",
+        endpoint,
+        lambda v: isinstance(v, str) and bool(ENDPOINT.fullmatch(v)),
+        "set the S3 endpoint URL without a path, like https://fra1.digitaloceanspaces.com",
+    )
+    reader.checked(
+        "backups.accessKeyId",
+        key_id,
+        _is_word,
+        "set the access key id of the bucket's key pair",
+    )
+    if bucket is None:
+        for key in ("endpoint", "accessKeyId"):
+            if key in raw:
+                reader.problem(
+                    f"backups.{key}", raw[key], "set backups.bucket too, or remove this key"
+                )
+        if secret is not None:
+            reader.problems.append(
+                "backupSecretAccessKey: set without backups.bucket: set the bucket, or"
+                " pulumi config rm backupSecretAccessKey"
+            )
+    else:
+        needed = (
+            (endpoint, "backups.endpoint", "set the S3 endpoint URL of the bucket (https://...)"),
+            (key_id, "backups.accessKeyId", "set the access key id of the bucket's key pair"),
+            (
+                secret,
+                "backupSecretAccessKey",
+                "pulumi config set --secret backupSecretAccessKey <secret of the key pair>",
+            ),
+        )
+        for value, key, fix in needed:
+            if value is None:
+                reader.missing(key, fix)
+    schedule = raw.get("schedule", DEFAULT_BACKUP_SCHEDULE)
+    reader.checked(
+        "backups.schedule",
+        schedule,
+        lambda v: isinstance(v, str) and bool(SCHEDULE.fullmatch(v)),
+        "set a systemd calendar expression like '*-*-* 03:00:00 UTC' or 'daily'",
+    )
+    keep = {}
+    for key, default in DEFAULT_RETENTION.items():
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+            reader.problem(f"backups.{key}", value, "set a whole number from 0 to 1000")
+            value = default
+        keep[key] = value
+    if not any(keep.values()):
+        reader.problem(
+            "backups.keepDaily",
+            0,
+            "keep at least one backup: set keepDaily, keepWeekly or keepMonthly",
+        )
+    return BackupConfig(
+        bucket=bucket if isinstance(bucket, str) else None,
+        endpoint=endpoint if isinstance(endpoint, str) else None,
+        access_key_id=key_id if isinstance(key_id, str) else None,
+        secret_access_key=secret,
+        schedule=schedule if isinstance(schedule, str) else DEFAULT_BACKUP_SCHEDULE,
+        keep_daily=keep["keepDaily"],
+        keep_weekly=keep["keepWeekly"],
+        keep_monthly=keep["keepMonthly"],
+    )
+
+
 def _registry(
     reader: _Reader,
     password: pulumi.Output[str] | None,
@@ -509,7 +662,7 @@ def _registry(
     reader.checked(
         "registry.username",
         username,
-        lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
+        _is_word,
         "set the registry user name",
     )
     if password is None:
@@ -664,6 +817,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         publish_mode=reader.one_of("publishMode", "ingress", PUBLISH_MODES),
         events=events,
         event_secrets=_event_secrets(reader, events),
+        backups=_backups(reader, target, reader.text("region", "fra1")),
     )
     if stack.publish_mode == "host":
         for i, event in enumerate(stack.events):

@@ -9,11 +9,12 @@ What runs on the host when event X is deployed, in order (each a script in ``scr
 3. ``event_migrate.sh``   the new image's migrations, once, as a swarm job with a timeout; the same
                           job makes the event's administrator (``manage.py ensure_admin``)
 4. ``event_static.sh``    the new image's static files, with the live release's, switched in at once
+   ``event_media.sh``     its directory of uploaded files, which its tasks mount
 5. ``event_stack.sh``     the swarm stack (``render_event.stack_file``), checked after the rollout
 6. ``event_nginx.sh``     its Nginx locations (``render_event.nginx_location``), then a reload
 
 Each step's ``delete`` undoes it when the event leaves the config (or on ``pulumi destroy``); the
-database is only dropped when the event sets ``dropDatabaseOnDelete``.
+database and the uploaded files are only removed when the event sets ``dropDatabaseOnDelete``.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class EventSite(pulumi.ComponentResource):
         spec = self._site_spec(secrets)
         migrate = self._migrate_step(spec, [database, secrets_step, network, args.registry_login])
         static = self._static_step()
-        stack = self._stack_step(spec, [migrate, static, secrets_step, network])
+        media = self._media_step()
+        stack = self._stack_step(spec, [migrate, static, media, secrets_step, network])
         self._nginx_step(stack)
 
         self.url = pulumi.Output.all(self._public_host, args.tls).apply(
@@ -252,6 +254,8 @@ class EventSite(pulumi.ComponentResource):
                     lambda site: {
                         "EVENT": site.event,
                         "IMAGE": site.image,
+                        # Names the snapshot taken before these migrations.
+                        "RELEASE": release_id(site.image),
                         "NETWORK": render_event.network_name(site.event),
                         "ENV_FILE_TEXT": render_event.env_file(render_event.site_environment(site)),
                         "SECRET_MOUNTS": site.secrets.job_mounts(),
@@ -280,6 +284,20 @@ class EventSite(pulumi.ComponentResource):
                 ),
             ),
             Script("event_static_remove.sh", {"EVENT_DIR": event_dir}),
+        )
+
+    def _media_step(self) -> remote.Command:
+        media_dir = layout.media_dir(self._event.name)
+        return self._step(
+            "media",
+            [self._args.host_ready],
+            Script("event_media.sh", {"MEDIA_DIR": media_dir, "SITE_UID": render_event.SITE_UID}),
+            # Kept with the database, and dropped with it.
+            (
+                Script("event_media_remove.sh", {"MEDIA_DIR": media_dir})
+                if self._event.drop_database_on_delete
+                else None
+            ),
         )
 
     def _stack_step(
@@ -329,7 +347,13 @@ class EventSite(pulumi.ComponentResource):
                     **owner,
                     "LOCATION_FILE": layout.nginx_location_file(event.path),
                     "LOCATION_TEXT": render_event.nginx_location(
-                        event.name, event.path, event.port, layout.static_dir(event.name)
+                        event.name,
+                        event.path,
+                        event.port,
+                        static_dir=layout.static_dir(event.name),
+                        media_dir=f"{layout.media_dir(event.name)}/",
+                        upload_limit_mb=event.upload_limit_mb,
+                        maintenance_flag=layout.maintenance_flag(event.name),
                     ),
                 },
             ),

@@ -2,10 +2,10 @@
 with PostgreSQL and Nginx, each one ``remote.Command`` running one script of ``scripts/``.
 
 The steps run in this order, each after the previous one: wait until booted, packages,
-[mount the PostgreSQL volume], swarm, PostgreSQL, Nginx (+TLS). Editing a script or a
-parameter changes that step's program, and with it the digest in its ``create`` text, so the next
-``pulumi up`` re-runs that step and, because the later steps depend on it, nothing else unless
-their own program changed.
+[mount the PostgreSQL volume], swarm, PostgreSQL, the media directory, Nginx (+TLS). Editing a
+script or a parameter changes that step's program, and with it the digest in its ``create`` text,
+so the next ``pulumi up`` re-runs that step and, because the later steps depend on it, nothing
+else unless their own program changed.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
+import pulumi_random as random
 from pulumi_command import remote
 
 import layout
+import render_event
 import render_host
 from config import StackConfig
 from remote_script import Script, step_inputs
@@ -28,6 +30,10 @@ WAIT_FOR_GATEWAY_SECONDS = 60
 
 class Host(pulumi.ComponentResource):
     ready: pulumi.Resource
+    # restic's password of the backup repository (secret); without it no backup can be read.
+    restic_password: pulumi.Output[str]
+    # Where the backups go: s3:<endpoint>/<bucket>, or a directory of the server.
+    backup_repository: str
 
     def __init__(
         self,
@@ -79,6 +85,12 @@ class Host(pulumi.ComponentResource):
             },
             delete=("host_postgres_remove.sh", {}),
         )
+        self._step(
+            "media",
+            "host_media.sh",
+            {"MEDIA_ROOT": layout.MEDIA_ROOT, "DATA_ROOT": volume.mount_point if volume else ""},
+        )
+        self._backup_steps(cfg, volume.mount_point if volume else layout.DATA_DIR)
         nginx_paths = {
             "NGINX_SITE": layout.NGINX_SITE,
             "NGINX_SITE_ENABLED": layout.NGINX_SITE_ENABLED,
@@ -104,6 +116,47 @@ class Host(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
+    def _backup_steps(self, cfg: StackConfig, data_dir: str) -> None:
+        """restic, its tools and timer (scripts/host_backup.sh), with a generated password."""
+        backups = cfg.backups
+        # Protected: a new password would make every existing backup unreadable.
+        password = random.RandomPassword(
+            f"{self._name}-restic-password",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        self.restic_password = password.result
+        self.backup_repository = render_host.backup_repository(backups, data_dir)
+        if not backups.off_host:
+            pulumi.log.warn(
+                f"Backups are not off-host: they go to {self.backup_repository} on the server"
+                " itself, which a lost server takes with it. Set backups.bucket (README,"
+                ' "Backups and restore").'
+            )
+        paths = {
+            "ENV_FILE": layout.BACKUP_ENV,
+            "PASSWORD_FILE": layout.RESTIC_PASSWORD_FILE,
+            "TOOLS_DIR": layout.TOOLS_DIR,
+        }
+        self._step(
+            "backup",
+            "host_backup.sh",
+            {
+                **paths,
+                "ENV_TEXT": render_host.backup_env(backups, data_dir, render_event.SITE_UID),
+                "BACKUP_TOOL": render_host.backup_tool("backup"),
+                "RESTORE_TOOL": render_host.backup_tool("restore"),
+                "SERVICE_UNIT": render_host.backup_service_unit(),
+                "TIMER_UNIT": render_host.backup_timer_unit(backups.schedule),
+                "SCHEDULE": backups.schedule,
+                "MAINTENANCE_DIR": layout.MAINTENANCE_DIR,
+                "LOCAL_REPOSITORY": "" if backups.off_host else self.backup_repository,
+            },
+            delete=("host_backup_remove.sh", paths),
+            secrets=[password.result, backups.secret_access_key or ""],
+        )
+
     def _step(
         self,
         step: str,
@@ -111,19 +164,24 @@ class Host(pulumi.ComponentResource):
         params: Mapping[str, pulumi.Input[str | int]],
         delete: tuple[str, Mapping[str, str]] | None = None,
         after: list[pulumi.Resource] | None = None,
+        secrets: list[pulumi.Input[str]] | None = None,
     ) -> remote.Command:
-        """One provisioning step, run after every step declared before it."""
+        """One provisioning step, run after every step declared before it; a step that reads
+        secrets from stdin logs nothing."""
         title = f"{self._name}-{step}"
+        create, remove = Script(script, params), Script(*delete) if delete else None
         command = remote.Command(
             title,
             connection=self._server.connection,
-            **step_inputs(title, Script(script, params), Script(*delete) if delete else None),
+            **step_inputs(title, create, remove, secrets or []),
             # The provider would send the previous output as PULUMI_COMMAND_* variables, which
             # sshd refuses (AcceptEnv) with a warning on every run; no script reads them.
             add_previous_output_in_env=False,
+            logging=remote.Logging.NONE if secrets else None,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*([self._last_step] if self._last_step else []), *(after or [])],
+                additional_secret_outputs=["stdout", "stderr"] if secrets else None,
             ),
         )
         self._last_step = command

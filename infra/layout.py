@@ -6,6 +6,18 @@ One module so that the host scripts, the event deployment and the tests agree on
 ETC_DIR = "/etc/django-swarm"
 STACKS_DIR = f"{ETC_DIR}/stacks"
 STATIC_ROOT = "/srv/django-swarm"
+# The events' data besides PostgreSQL's (uploaded files; backups without a bucket; what a
+# restore replaced): DATA_DIR, or the PostgreSQL volume's mount when there is one.
+DATA_DIR = "/var/lib/django-swarm"
+# Uploaded files, one directory per event, kept when the event is removed (as its database is).
+# host_media.sh makes it a link onto the PostgreSQL volume when there is one.
+MEDIA_ROOT = f"{DATA_DIR}/media"
+# An event whose flag file exists here answers 503 (django-swarm-restore at work).
+MAINTENANCE_DIR = f"{DATA_DIR}/maintenance"
+# Backups (restic): settings with the bucket's secret, restic's password, the tools.
+BACKUP_ENV = f"{ETC_DIR}/backup.env"
+RESTIC_PASSWORD_FILE = f"{ETC_DIR}/restic-password"
+TOOLS_DIR = "/usr/local/sbin"
 NGINX_SITE = "/etc/nginx/sites-available/django-swarm"
 NGINX_SITE_ENABLED = "/etc/nginx/sites-enabled/django-swarm"
 NGINX_LOCATIONS_DIR = "/etc/nginx/django-swarm.d"
@@ -20,6 +32,17 @@ def static_dir(event: str) -> str:
     """What Nginx serves as ``<path>/static/`` for ``event`` (trailing slash on purpose): a
     symlink that ``event_static.sh`` points at the set of files of the current releases."""
     return f"{event_dir(event)}/static/"
+
+
+def media_dir(event: str) -> str:
+    """The uploaded files of ``event``: mounted into its tasks, served as ``<path>/media/``
+    (``render_event.nginx_location`` adds the trailing slash its alias needs)."""
+    return f"{MEDIA_ROOT}/{event}"
+
+
+def maintenance_flag(event: str) -> str:
+    """While this file exists, ``event`` answers 503 (``django-swarm-restore`` creates it)."""
+    return f"{MAINTENANCE_DIR}/{event}"
 
 
 def nginx_location_file(path: str) -> str:

@@ -23,6 +23,11 @@ DB_PORT = 5432
 # worker with threads stays near 60 MB, so 256 MB is headroom, not a budget.
 MEMORY_LIMIT = "256M"
 MEMORY_RESERVATION = "64M"
+# Where the site keeps uploaded files in its container: the event's media directory of the host
+# (layout.media_dir) is mounted there. SITE_UID is the image's user (app/Dockerfile, USER),
+# which must own that directory to write to it.
+SITE_MEDIA_ROOT = "/srv/media"
+SITE_UID = 10001
 # The administrator account of every event (manage.py ensure_admin in the migration job).
 ADMIN_USERNAME = "admin"
 # PostgreSQL's own choice for SCRAM-SHA-256 (scram_iterations' default).
@@ -127,6 +132,7 @@ def site_environment(spec: SiteSpec) -> dict[str, str]:
         "DB_PORT": str(DB_PORT),
         "DB_NAME": database,
         "DB_USER": database,
+        "MEDIA_ROOT": SITE_MEDIA_ROOT,
         **{
             f"{name}_FILE": f"/run/secrets/{target}"
             for name, (target, _) in spec.secrets.site().items()
@@ -158,6 +164,10 @@ def stack_file(spec: SiteSpec) -> str:
         "environment": site_environment(spec),
         "secrets": [
             {"source": target, "target": target} for target, _ in spec.secrets.site().values()
+        ],
+        # The event's uploaded files, on the host: they outlive every task and release.
+        "volumes": [
+            {"type": "bind", "source": layout.media_dir(spec.event), "target": SITE_MEDIA_ROOT}
         ],
         "ports": [
             {
@@ -227,7 +237,21 @@ def nginx_location_owner(event: str) -> str:
     return f"# Event {event!r}, written by django-swarm's Pulumi program. Do not edit."
 
 
-def nginx_location(event: str, path: str, port: int, static_dir: str) -> str:
+MAINTENANCE_PAGE = (
+    "<!doctype html><meta charset=utf-8><title>Back in a few minutes</title>"
+    "<h1>Back in a few minutes</h1><p>This site is being restored from a backup.</p>"
+)
+
+
+def nginx_location(
+    event: str,
+    path: str,
+    port: int,
+    static_dir: str,
+    media_dir: str,
+    upload_limit_mb: int,
+    maintenance_flag: str,
+) -> str:
     """The Nginx locations of one event, included in the site's server block.
 
     ``alias`` and its location both end in ``/``: a location without the slash would let
@@ -235,10 +259,18 @@ def nginx_location(event: str, path: str, port: int, static_dir: str) -> str:
     the site sees the request; the site adds it back to every URL it generates (``URL_PREFIX``).
     The proxy headers (``Host``, ``X-Forwarded-Proto/For/Host``) and the HSTS header come from the
     server block (``render_host``): a location inherits them only while it sets none of its own,
-    so these locations set no ``proxy_set_header`` and no ``add_header``.
+    so the site's locations set no ``proxy_set_header`` and no ``add_header``. The media location
+    sets headers, so it repeats HSTS through ``$django_swarm_hsts`` (empty, so not sent, on HTTP).
+
+    Uploaded files are anyone's data, served on the site's origin: never sniffed into another
+    type, and a page among them (HTML, SVG) runs in a sandbox without scripts or the site's
+    cookies. ``upload_limit_mb`` bounds a request body (an upload through the admin): 413 beyond.
+    While the file ``maintenance_flag`` exists (``django-swarm-restore`` at work), the site and its
+    uploaded files answer 503 with a short page: nothing half-restored is ever served.
     """
-    if not static_dir.endswith("/"):
-        raise ValueError(f"static directory {static_dir!r} must end with '/' to match its alias")
+    for directory in (static_dir, media_dir):
+        if not directory.endswith("/"):
+            raise ValueError(f"directory {directory!r} must end with '/' to match its alias")
     return f"""\
 {nginx_location_owner(event)}
 location = {path} {{
@@ -253,7 +285,23 @@ location {path}/static/ {{
     access_log off;
 }}
 
+location {path}/media/ {{
+    alias {media_dir};
+    if (-f {maintenance_flag}) {{
+        return 503;
+    }}
+    add_header X-Content-Type-Options nosniff always;
+    add_header Content-Security-Policy "default-src 'none'; sandbox" always;
+    add_header Strict-Transport-Security $django_swarm_hsts always;
+}}
+
 location {path}/ {{
+    client_max_body_size {upload_limit_mb}m;
+    # Only what Nginx writes itself (the page below); the site's responses keep their own type.
+    default_type text/html;
+    if (-f {maintenance_flag}) {{
+        return 503 "{MAINTENANCE_PAGE}";
+    }}
     proxy_pass http://127.0.0.1:{port}/;
 }}
 """

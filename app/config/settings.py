@@ -19,6 +19,10 @@ URL_PREFIX = env.url_prefix("URL_PREFIX")
 FORCE_SCRIPT_NAME = URL_PREFIX or None
 STATIC_URL = f"{URL_PREFIX}/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded files: in production a directory of the host mounted into every task of the event
+# (docs/architecture.md, "Media"), which Nginx serves under <prefix>/media/.
+MEDIA_URL = f"{URL_PREFIX}/media/"
+MEDIA_ROOT = Path(env.text("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 # Several events share one domain: each keeps its cookies to its own path and under its own
 # names, so logging into /event1/admin/ neither sends nor replaces /event2's session.

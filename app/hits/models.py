@@ -27,3 +27,14 @@ def record_hit(name: str = SITE_COUNTER) -> int:
             [name],
         )
         return cursor.fetchone()[0]
+
+
+class Attachment(models.Model):
+    """A file an organiser uploads in the admin (slides, a logo): the sample site's media."""
+
+    title = models.CharField(max_length=200)
+    file = models.FileField(upload_to="attachments/")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.title

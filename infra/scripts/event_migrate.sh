@@ -4,12 +4,14 @@
 # makes the event's administrator with its generated password (`manage.py ensure_admin`; that
 # secret is the job's alone, the site never sees it). The job is
 # bounded by MIGRATE_TIMEOUT seconds; when it fails, this step fails with its logs and the
-# running version keeps serving untouched.
-# Parameters: EVENT, IMAGE, NETWORK, ENV_FILE_TEXT, SECRET_MOUNTS (`--secret` values, one per
-# word: the site's secrets and the administrator's password), MIGRATE_TIMEOUT.
+# running version keeps serving untouched. Before it, the event is backed up (unless its database
+# has no table yet) as restic snapshot tagged pre-migrate and release=RELEASE, which
+# `django-swarm-restore <event> release=<RELEASE>` puts back; no snapshot, no migration.
+# Parameters: EVENT, IMAGE, RELEASE, NETWORK, ENV_FILE_TEXT, SECRET_MOUNTS (`--secret` values,
+# one per word: the site's secrets and the administrator's password), MIGRATE_TIMEOUT.
 set -euo pipefail
-: "${EVENT:?}" "${IMAGE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" "${SECRET_MOUNTS:?}" \
-  "${MIGRATE_TIMEOUT:?}"
+: "${EVENT:?}" "${IMAGE:?}" "${RELEASE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" \
+  "${SECRET_MOUNTS:?}" "${MIGRATE_TIMEOUT:?}"
 
 job=${EVENT}_migrate
 workdir=$(mktemp -d)
@@ -27,6 +29,11 @@ secret_args=()
 for mount in $SECRET_MOUNTS; do
   secret_args+=(--secret "$mount")
 done
+
+if ! django-swarm-backup pre-migrate "$EVENT" "$RELEASE"; then
+  echo "event $EVENT: the snapshot before the migrations failed (above), so nothing was migrated; the running version keeps serving" >&2
+  exit 1
+fi
 
 log "Migrating the database of $EVENT with $IMAGE"
 # On the event's network, like the site. A job needs no virtual IP (dnsrr). No health check: the

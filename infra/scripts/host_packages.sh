@@ -9,7 +9,8 @@ apt_get() {
   apt-get -o DPkg::Lock::Timeout=600 -q "$@" >&2
 }
 
-packages=(docker.io postgresql nginx iproute2 ca-certificates unattended-upgrades)
+# restic and jq: the backup tools (host_backup.sh).
+packages=(docker.io postgresql nginx iproute2 ca-certificates unattended-upgrades restic jq)
 log "Updating the package lists"
 apt_get update
 # From Debian 13 on, the docker CLI is its own package; before, docker.io contains it.

@@ -248,6 +248,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location /event1/static/ {{ alias {static}/; }}
+        location /event1/media/ {{ alias {media}/; }}
         location /event1/ {{ proxy_pass http://127.0.0.1:{event1}/; }}
         location /event2/static/ {{ alias {static}/; }}
         location /event2/ {{ proxy_pass http://127.0.0.1:{event2}/; }}
@@ -260,9 +261,14 @@ http {{
 
 @pytest.fixture(scope="session")
 def sites(test_db_name, collected_static, work_dir) -> Iterator[Sites]:
-    """Production-shaped serving: Nginx strips each prefix and serves the static files."""
+    """Production-shaped serving: Nginx strips each prefix and serves the static files (and
+    event1's uploaded files, from its MEDIA_ROOT)."""
+    media = work_dir / "media" / "event1"
+    media.mkdir(parents=True)
     with (
-        gunicorn(site_env(DB_NAME=test_db_name, URL_PREFIX="/event1"), work_dir) as event1,
+        gunicorn(
+            site_env(DB_NAME=test_db_name, URL_PREFIX="/event1", MEDIA_ROOT=str(media)), work_dir
+        ) as event1,
         gunicorn(site_env(DB_NAME=test_db_name, URL_PREFIX="/event2"), work_dir) as event2,
         gunicorn(site_env(DB_NAME=test_db_name, URL_PREFIX=""), work_dir) as root,
     ):
@@ -275,6 +281,7 @@ def sites(test_db_name, collected_static, work_dir) -> Iterator[Sites]:
                 dir=nginx_dir,
                 port=port,
                 static=collected_static,
+                media=media,
                 event1=event1.port,
                 event2=event2.port,
                 root=root.port,

@@ -135,3 +135,26 @@ def test_two_events_on_one_domain_keep_separate_logins(sites, admin_user):
         assert logout.status_code == 200
         assert browser.get(f"{event1}/admin/", allow_redirects=False, timeout=10).status_code == 302
         assert browser.get(f"{event2}/admin/", allow_redirects=False, timeout=10).status_code == 200
+
+
+def test_a_file_uploaded_in_the_admin_is_served_under_the_events_media_url(sites, admin_user):
+    base = f"{sites.base_url}/event1"
+    content = b"slides of the opening talk\n"
+    with requests.Session() as browser:
+        assert log_in(browser, base).status_code == 302
+        form = browser.get(f"{base}/admin/hits/attachment/add/", timeout=10)
+        saved = browser.post(
+            f"{base}/admin/hits/attachment/add/",
+            data={"csrfmiddlewaretoken": form_csrf_token(form.text), "title": "Opening"},
+            files={"file": ("opening.txt", content, "text/plain")},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert saved.status_code == 302, saved.text[:500]
+        listing = browser.get(f"{base}/admin/hits/attachment/", timeout=10)
+        change = re.search(r'href="(/event1/admin/hits/attachment/\d+/change/)"', listing.text)
+        page = browser.get(f"{sites.base_url}{change.group(1)}", timeout=10)
+    url = re.search(r'href="(/event1/media/attachments/opening[^"]*\.txt)"', page.text)
+    assert url, "the change page links the file under the event's MEDIA_URL"
+    served = requests.get(f"{sites.base_url}{url.group(1)}", timeout=10)
+    assert (served.status_code, served.content) == (200, content)

@@ -88,6 +88,7 @@ def test_defaults_for_a_minimal_config(prod_config):
     assert not cfg.tls_enabled and cfg.domain is None
     event = cfg.events[0]
     assert event.replicas == 1 and not event.drop_database_on_delete and dict(event.settings) == {}
+    assert event.upload_limit_mb == 20
 
 
 def test_existing_target_defaults(existing_config):
@@ -103,6 +104,41 @@ def test_default_ports_are_stable_distinct_and_in_range(prod_config):
     assert all(20000 <= p < 30000 for p in ports)
     assert ports == [e.port for e in loaded(prod_config).events]
     assert ports[0] == stack_config.default_port("spring-hackathon")
+
+
+def test_backups_default_to_the_server_itself_daily_with_a_retention(prod_config):
+    backups = loaded(prod_config).backups
+    assert not backups.off_host and backups.bucket is None and backups.endpoint is None
+    assert backups.schedule == "*-*-* 03:00:00 UTC"
+    assert (backups.keep_daily, backups.keep_weekly, backups.keep_monthly) == (7, 4, 6)
+
+
+def test_a_bucket_is_a_space_of_the_droplets_region_unless_an_endpoint_is_set(prod_config):
+    user = prod_config.with_(
+        region="ams3", backups={"bucket": "ieee-backups", "accessKeyId": "DO00KEY"}
+    ).with_secret("backupSecretAccessKey", "secret")
+    backups = loaded(user).backups
+    assert backups.off_host and backups.endpoint == "https://ams3.digitaloceanspaces.com"
+    other = user.with_(
+        backups={"bucket": "b-1", "accessKeyId": "K", "endpoint": "http://10.0.0.5:9000"}
+    )
+    assert loaded(other).backups.endpoint == "http://10.0.0.5:9000"
+
+
+def test_an_existing_server_with_a_bucket_needs_its_endpoint(existing_config):
+    user = existing_config.with_(
+        backups={"bucket": "ieee-backups", "accessKeyId": "K"}
+    ).with_secret("backupSecretAccessKey", "secret")
+    assert any(line.startswith("backups.endpoint: missing") for line in problems(user))
+
+
+def test_the_buckets_secret_key_must_be_stored_as_a_secret(prod_config):
+    user = prod_config.with_(
+        backups={"bucket": "ieee-backups", "accessKeyId": "K"}, backupSecretAccessKey="plain"
+    )
+    assert any(
+        line.startswith("backupSecretAccessKey: stored in plain text") for line in problems(user)
+    )
 
 
 def test_swarm_gateway_follows_the_subnet(prod_config):
@@ -137,6 +173,16 @@ RULES = [
     ),
     ({"events": [{"name": "a", "path": "/a", "replicas": 0}]}, "events[0].replicas", "at least 1"),
     ({"events": [{"name": "a", "path": "/a", "port": 5432}]}, "events[0].port", "free port"),
+    (
+        {"events": [{"name": "a", "path": "/a", "uploadLimitMb": 0}]},
+        "events[0].uploadLimitMb",
+        "from 1 to 1024",
+    ),
+    (
+        {"events": [{"name": "a", "path": "/a", "uploadLimitMb": "50m"}]},
+        "events[0].uploadLimitMb",
+        "whole number of megabytes",
+    ),
     (
         {"events": [{"name": "a", "path": "/a", "replicas": 2}], "publishMode": "host"},
         "events[0].replicas",
@@ -209,6 +255,24 @@ RULES = [
         "ssh-keyscan -t ed25519",
     ),
     ({"sshHostKey": "ssh-ed25519 not*base64"}, "sshHostKey", "trust the key seen on first contact"),
+    ({"backups": ["my-space"]}, "backups", "an object like"),
+    ({"backups": {"bucket": "My_Space"}}, "backups.bucket", "3 to 63 of a-z"),
+    ({"backups": {"bucket": "events"}}, "backups.accessKeyId", "missing"),
+    ({"backups": {"bucket": "events"}}, "backupSecretAccessKey", "pulumi config set --secret"),
+    (
+        {"backups": {"bucket": "events", "endpoint": "fra1.digitaloceanspaces.com"}},
+        "backups.endpoint",
+        "without a path, like https://",
+    ),
+    ({"backups": {"endpoint": "https://s3.example.org"}}, "backups.endpoint", "set backups.bucket"),
+    ({"backups": {"schedule": "daily; rm -rf /"}}, "backups.schedule", "calendar expression"),
+    ({"backups": {"keepDaily": -1}}, "backups.keepDaily", "from 0 to 1000"),
+    (
+        {"backups": {"keepDaily": 0, "keepWeekly": 0, "keepMonthly": 0}},
+        "backups.keepDaily",
+        "keep at least one backup",
+    ),
+    ({"backups": {"bucket": "events", "region": "x"}}, "backups.region", "remove it"),
 ]
 
 

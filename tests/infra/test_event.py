@@ -51,9 +51,14 @@ def test_each_event_has_its_steps_and_passwords(prod_config: UserConfig, preview
         for step in STEPS:
             assert run.named(f"{event}-{step}").parent == component.urn
     assert sorted(r.name for r in run.of_type(PASSWORD)) == sorted(
-        f"{e}-{kind}"
-        for e in PROD_EVENTS
-        for kind in ("admin-password", "db-password", "secret-key")
+        [
+            "host-restic-password",
+            *(
+                f"{e}-{kind}"
+                for e in PROD_EVENTS
+                for kind in ("admin-password", "db-password", "secret-key")
+            ),
+        ]
     )
     assert len(run.of_type(IMAGE)) == 1
     assert "app-registry-login" in names
@@ -342,6 +347,28 @@ def test_drop_database_on_delete_is_a_per_event_decision(existing_config: UserCo
     assert_runs_script(database, "delete", "event_database_drop.sh")
     assert params(database, "delete") == {"DATABASE": "ev_event1"}
     assert run.named("event2-database").inputs.get("delete") is None
+    # The uploaded files go with the database, and stay with it.
+    media = run.named("event1-media").inputs
+    assert_runs_script(media, "delete", "event_media_remove.sh")
+    assert params(media, "delete") == {"MEDIA_DIR": "/var/lib/django-swarm/media/event1"}
+    assert run.named("event2-media").inputs.get("delete") is None
+
+
+def test_each_event_mounts_its_own_media_directory_and_nginx_bounds_its_uploads(existing_config):
+    events = existing_config.values["events"]
+    run = existing_config.with_(events=[events[0] | {"uploadLimitMb": 64}, events[1]]).run()
+    for event, limit in (("event1", 64), ("event2", 20)):
+        media_dir = f"/var/lib/django-swarm/media/{event}"
+        media = run.named(f"{event}-media")
+        assert params(media.inputs) == {"MEDIA_DIR": media_dir, "SITE_UID": "10001"}
+        stack = run.named(f"{event}-stack")
+        assert media.urn in stack.dependencies
+        web = yaml.safe_load(params(stack.inputs)["STACK_TEXT"])["services"]["web"]
+        assert web["volumes"] == [{"type": "bind", "source": media_dir, "target": "/srv/media"}]
+        assert web["environment"]["MEDIA_ROOT"] == "/srv/media"
+        location = params(run.named(f"{event}-nginx").inputs)["LOCATION_TEXT"]
+        assert f"alias {media_dir}/;" in location
+        assert f"client_max_body_size {limit}m;" in location
 
 
 def assert_runs_script(inputs, which: str, script: str) -> None:

@@ -78,7 +78,7 @@ def test_adding_an_event_only_adds_its_resources(existing_config: UserConfig, pr
         "event3",
         *(f"event3-{s}" for s in ("admin-password", "db-password", "secret-key")),
         *(f"event3-{s}" for s in ("database", "secrets", "network", "migrate", "static")),
-        *(f"event3-{s}" for s in ("stack", "nginx")),
+        *(f"event3-{s}" for s in ("media", "stack", "nginx")),
     }
 
 

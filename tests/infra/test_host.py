@@ -11,16 +11,26 @@ import threading
 
 import pytest
 import requests
-from conftest import script_params, step_program
+from conftest import script_params, step_program, step_secrets
 from real_nginx import RealNginx
 
 import layout
+import render_event
 import render_host
 from harness import UNKNOWN
-from remote_script import LIBRARY, script_text
+from remote_script import LIBRARY, SCRIPTS_DIR, script_text
 
 COMMAND = "command:remote:Command"
-STEPS_WITH_VOLUME = ["wait-ready", "packages", "volume", "swarm", "postgres", "nginx"]
+STEPS_WITH_VOLUME = [
+    "wait-ready",
+    "packages",
+    "volume",
+    "swarm",
+    "postgres",
+    "media",
+    "backup",
+    "nginx",
+]
 
 
 def host_steps(run):
@@ -51,6 +61,8 @@ def test_existing_host_has_no_volume_step(existing_config):
         "host-packages",
         "host-swarm",
         "host-postgres",
+        "host-media",
+        "host-backup",
         "host-nginx",
     ]
     assert params(steps[3])["PG_DATA_ROOT"] == ""
@@ -232,6 +244,31 @@ def test_tls_site_redirects_http_and_sends_hsts(serve):
     assert secure.headers["Content-Encoding"] == "gzip"
 
 
+def test_tls_keeps_hsts_on_uploaded_files_whose_location_sets_its_own_headers(tmp_path, backend):
+    media = tmp_path / "media" / "event1"
+    media.mkdir(parents=True)
+    (media / "logo.txt").write_text("logo")
+    location = render_event.nginx_location(
+        "event1", "/event1", backend, f"{tmp_path}/static/", f"{media}/", 20, f"{tmp_path}/flag"
+    )
+    nginx = RealNginx(
+        tmp_path, render_host.nginx_site("ieee.example.org", True), {"event1": location},
+        "ieee.example.org",
+    )  # fmt: skip
+    try:
+        response = requests.get(
+            f"https://127.0.0.1:{nginx.https_port}/event1/media/logo.txt",
+            headers={"Host": "ieee.example.org"},
+            verify=False,  # noqa: S501 (a self-signed certificate made by this test)
+            timeout=5,
+        )
+    finally:
+        nginx.stop()
+    assert (response.status_code, response.text) == (200, "logo")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_gzip_body_is_the_site_response(serve):
     nginx = serve(None, tls=False)
     raw = requests.get(
@@ -250,3 +287,56 @@ def test_no_remote_step_sends_its_previous_output_as_environment(prod_config):
     assert len(commands) > len(host_steps(run))
     sending = [c.name for c in commands if c.inputs.get("addPreviousOutputInEnv") is not False]
     assert sending == []
+
+
+def backup_step(run):
+    step = run.named("host-backup")
+    return (
+        step,
+        params(step),
+        dict(line.split("=", 1) for line in params(step)["ENV_TEXT"].splitlines()),
+    )
+
+
+def test_backups_go_to_the_bucket_with_the_secrets_on_stdin_only(prod_config):
+    user = prod_config.with_(
+        backups={"bucket": "ieee-backups", "accessKeyId": "DO00KEY", "keepDaily": 3}
+    ).with_secret("backupSecretAccessKey", "BUCKET-SECRET-must-not-leak")
+    run = user.run()
+    step, given, env = backup_step(run)
+    assert env["RESTIC_REPOSITORY"] == "s3:https://fra1.digitaloceanspaces.com/ieee-backups"
+    assert env["AWS_ACCESS_KEY_ID"] == "DO00KEY"
+    assert (env["KEEP_DAILY"], env["KEEP_WEEKLY"], env["KEEP_MONTHLY"]) == ("3", "4", "6")
+    assert given["LOCAL_REPOSITORY"] == ""
+    password = run.named("host-restic-password").outputs["result"]
+    assert step_secrets(step.inputs) == [password, "BUCKET-SECRET-must-not-leak"]
+    assert "stdin" in step.secret_paths and step.inputs["logging"] == "none"
+    assert "BUCKET-SECRET" not in step.inputs["create"] + step_program(step.inputs)
+    assert run.exports["resticPassword"] == password and "resticPassword" in run.secret_exports
+    assert run.exports["backupRepository"] == env["RESTIC_REPOSITORY"]
+    assert "OnCalendar=*-*-* 03:00:00 UTC\n" in given["TIMER_UNIT"]
+
+
+def test_without_a_bucket_backups_stay_on_the_volume_and_up_warns(prod_config, caplog):
+    run = prod_config.run()
+    _, given, env = backup_step(run)
+    repository = "/mnt/django_swarm_test_pgdata/backups/restic"
+    assert env["RESTIC_REPOSITORY"] == given["LOCAL_REPOSITORY"] == repository
+    assert env["DATA_DIR"] == "/mnt/django_swarm_test_pgdata"
+    assert "AWS_ACCESS_KEY_ID" not in env
+    assert any("Backups are not off-host" in r.getMessage() for r in caplog.records)
+
+
+def test_the_backup_tools_read_the_settings_the_step_writes():
+    for tool in ("backup", "restore"):
+        text = render_host.backup_tool(tool)
+        assert f"ENV_FILE=${{DJANGO_SWARM_BACKUP_ENV:-{layout.BACKUP_ENV}}}" in text
+    assert f"Environment=DJANGO_SWARM_BACKUP_ENV={layout.BACKUP_ENV}\n" in (
+        render_host.backup_service_unit()
+    )
+
+
+def test_the_migration_step_snapshots_the_event_before_it_migrates():
+    script = (SCRIPTS_DIR / "event_migrate.sh").read_text()
+    snapshot = script.index('django-swarm-backup pre-migrate "$EVENT" "$RELEASE"')
+    assert snapshot < script.index("docker service create")

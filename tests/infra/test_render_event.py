@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,6 +114,7 @@ def test_site_environment_with_tls():
         "DB_PORT": "5432",
         "DB_NAME": "ev_event1",
         "DB_USER": "ev_event1",
+        "MEDIA_ROOT": "/srv/media",
         "SECRET_KEY_FILE": "/run/secrets/secret_key",
         "DB_PASSWORD_FILE": "/run/secrets/db_password",
         "PUBLIC_DOMAIN": "ieee.example.org",
@@ -132,21 +134,34 @@ def test_env_file_is_one_sorted_line_per_variable_and_refuses_line_breaks():
         render_event.env_file({"MOTD": "line\nbreak"})
 
 
+STATIC = "/srv/django-swarm/event1/static/"
+MEDIA = "/var/lib/django-swarm/media/event1/"
+FLAG = "/var/lib/django-swarm/maintenance/event1"
+# Small, so that a body just above it is quick to send.
+UPLOAD_LIMIT_MB = 2
+
+
 def test_nginx_location_text():
-    text = render_event.nginx_location(
-        "event1", "/event1", 21001, "/srv/django-swarm/event1/static/"
-    )
+    text = render_event.nginx_location("event1", "/event1", 21001, STATIC, MEDIA, 20, FLAG)
     assert "location /event1/static/ {\n    alias /srv/django-swarm/event1/static/;" in text
     # proxy_pass with a URI ("/"): Nginx replaces the location prefix, the site sees "/...".
-    assert "location /event1/ {\n    proxy_pass http://127.0.0.1:21001/;" in text
+    assert "    proxy_pass http://127.0.0.1:21001/;" in text
     assert "location = /event1 {" in text and "return 301 /event1/;" in text
-    # Any proxy_set_header or add_header here would silently drop the server block's ones.
-    assert "proxy_set_header" not in text and "add_header" not in text
+    # Any proxy_set_header, or an add_header outside the media location, would silently drop
+    # the server block's ones.
+    assert "proxy_set_header" not in text
+    site = text[text.index("location /event1/ {") :]
+    assert "add_header" not in site and "add_header" not in text[: text.index("/media/")]
+    assert "client_max_body_size 20m;" in site
 
 
-def test_nginx_location_refuses_an_alias_without_trailing_slash():
+@pytest.mark.parametrize("directory", ["static", "media"])
+def test_nginx_location_refuses_an_alias_without_trailing_slash(directory):
+    dirs = {"static_dir": STATIC, "media_dir": MEDIA, f"{directory}_dir": "/srv/x"}
     with pytest.raises(ValueError, match="must end with '/'"):
-        render_event.nginx_location("event1", "/event1", 21001, "/srv/django-swarm/event1/static")
+        render_event.nginx_location(
+            "event1", "/event1", 21001, upload_limit_mb=20, maintenance_flag=FLAG, **dirs
+        )
 
 
 # --- The locations in a real Nginx, included by the real site (render_host.nginx_site) ---
@@ -190,8 +205,17 @@ def nginx(tmp_path: Path, echo_sites: dict[str, int]) -> Iterator[tuple[int, Pat
         static_dir.mkdir(parents=True)
         (static_dir / "site.css").write_text(f"body {{}} /* {event} */\n")
         (static_root / event / "secret.txt").write_text(f"{event} private file\n")
+        media_dir = static_root / "media" / event
+        (media_dir / "attachments").mkdir(parents=True)
+        (media_dir / "attachments" / "page.html").write_text(f"<script>alert('{event}')</script>")
         locations[event] = render_event.nginx_location(
-            event, path, echo_sites[site], f"{static_dir}/"
+            event,
+            path,
+            echo_sites[site],
+            f"{static_dir}/",
+            f"{media_dir}/",
+            UPLOAD_LIMIT_MB,
+            f"{tmp_path}/maintenance/{event}",
         )
     server = RealNginx(tmp_path, render_host.nginx_site(None, tls=False), locations)
     yield server.http_port, tmp_path
@@ -259,8 +283,58 @@ def test_nginx_alias_does_not_escape_the_static_directory(nginx, echo_sites, pat
     assert json.loads(body)["path"] == site_path
 
 
+def test_nginx_serves_uploaded_files_as_inert_data(nginx):
+    port, _ = nginx
+    status, headers, body = get(port, "/event1/media/attachments/page.html")
+    assert (status, body) == (200, b"<script>alert('event1')</script>")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    # An uploaded page runs in a sandbox: no script, no access to the site's origin or cookies.
+    assert "sandbox" in headers["Content-Security-Policy"].split("; ")
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    # Plain HTTP: no HSTS (the variable is empty, and Nginx sends no empty header).
+    assert "Strict-Transport-Security" not in headers
+    assert get(port, "/2025/event2/media/attachments/page.html")[2] == (
+        b"<script>alert('event2')</script>"
+    )
+    assert b"private file" not in get(port, "/event1/media/../secret.txt")[2]
+    assert b"private file" not in get(port, "/event1/media../secret.txt")[2]
+
+
+@pytest.mark.parametrize(("megabytes", "refused"), [(UPLOAD_LIMIT_MB - 1, False), (3, True)])
+def test_nginx_refuses_a_request_body_above_the_events_upload_limit(nginx, megabytes, refused):
+    port, _ = nginx
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = b"x" * (megabytes * 1024 * 1024)
+    connection.request("POST", "/event1/admin/", body=body, headers={"Host": "ieee.example.org"})
+    status = connection.getresponse().status
+    connection.close()
+    # The echo site answers POST with 501; Nginx refuses a body above the limit with 413.
+    assert (status == 413) == refused, status
+
+
+def test_an_event_in_maintenance_answers_503_with_a_page_and_the_other_event_does_not(nginx):
+    port, tmp_path = nginx
+    (tmp_path / "maintenance").mkdir()
+    (tmp_path / "maintenance" / "event1").touch()
+    status, headers, body = get(port, "/event1/admin/")
+    assert status == 503 and headers["Content-Type"].startswith("text/html")
+    assert b"being restored from a backup" in body
+    assert get(port, "/event1/media/attachments/page.html")[0] == 503
+    assert get(port, "/2025/event2/")[0] == 200
+    (tmp_path / "maintenance" / "event1").unlink()
+    status, headers, _ = get(port, "/event1/admin/")
+    # Back: the site's own response, with the site's own type.
+    assert (status, headers["Content-Type"]) == (200, "application/json")
+
+
 def test_nginx_redirects_the_bare_prefix_relatively(nginx):
     port, _ = nginx
     status, headers, _ = get(port, "/event1")
     assert status == 301
     assert headers["Location"] == "/event1/"
+
+
+def test_the_media_directory_owner_is_the_images_user():
+    dockerfile = (Path(__file__).parents[2] / "app" / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert user and user.groups() == (str(render_event.SITE_UID),) * 2

@@ -12,7 +12,7 @@ import pytest
 from conftest import free_port, step_program
 from test_host import host_steps, params
 
-from remote_script import SCRIPTS_DIR
+from remote_script import SCRIPTS_DIR, render_loader, render_script, render_stdin
 
 SCRIPTS = sorted(SCRIPTS_DIR.glob("*.sh"))
 HOST_SCRIPTS = [p for p in SCRIPTS if p.name.startswith("host_")]
@@ -192,3 +192,55 @@ def test_pg_hba_block_is_written_once_and_replaced_on_change(tmp_path):
     assert run_lib(changed, tmp_path).stdout == "restart=1\n"
     text = (tmp_path / "pg_hba.conf").read_text()
     assert "172.20.0.0/16" not in text and text.count("sameuser") == 1
+
+
+def run_script(script: str, **params: str) -> subprocess.CompletedProcess:
+    """``script`` as a step runs it: its loader, with its program on stdin."""
+    program = render_script(script, params)
+    return subprocess.run(
+        ["bash", "-c", render_loader("test", script, program, "create")],
+        input=render_stdin(program, None),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_media_root_without_a_volume_is_a_directory_of_the_disk(tmp_path):
+    root = tmp_path / "lib" / "media"
+    for _ in range(2):
+        result = run_script("host_media.sh", MEDIA_ROOT=str(root), DATA_ROOT="")
+        assert result.returncode == 0, result.stderr
+    assert root.is_dir() and not root.is_symlink()
+
+
+def test_media_root_moves_onto_the_volume_with_the_files_already_uploaded(tmp_path):
+    root, volume = tmp_path / "lib" / "media", tmp_path / "volume"
+    (root / "event1" / "attachments").mkdir(parents=True)
+    (root / "event1" / "attachments" / "slides.pdf").write_bytes(b"%PDF")
+    volume.mkdir()
+    for _ in range(2):
+        result = run_script("host_media.sh", MEDIA_ROOT=str(root), DATA_ROOT=str(volume))
+        assert result.returncode == 0, result.stderr
+    assert root.is_symlink() and root.resolve() == volume / "media"
+    assert (volume / "media" / "event1" / "attachments" / "slides.pdf").read_bytes() == b"%PDF"
+
+
+def test_media_root_on_a_volume_no_longer_configured_is_refused_and_kept(tmp_path):
+    root, volume = tmp_path / "lib" / "media", tmp_path / "volume"
+    (volume / "media" / "event1").mkdir(parents=True)
+    root.parent.mkdir(parents=True)
+    root.symlink_to(volume / "media")
+    result = run_script("host_media.sh", MEDIA_ROOT=str(root), DATA_ROOT="")
+    assert result.returncode == 1
+    assert "a volume this stack no longer has" in result.stderr
+    assert root.is_symlink() and (volume / "media" / "event1").is_dir()
+
+
+def test_event_media_directory_belongs_to_the_site_user(tmp_path):
+    media = tmp_path / "media" / "event1"
+    for _ in range(2):
+        result = run_script("event_media.sh", MEDIA_DIR=str(media), SITE_UID="10001")
+        assert result.returncode == 0, result.stderr
+    info = media.stat()
+    assert (info.st_uid, info.st_gid, oct(info.st_mode & 0o777)) == (10001, 10001, "0o755")

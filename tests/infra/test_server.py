@@ -104,7 +104,9 @@ def test_postgres_volume_is_protected_attached_and_in_the_project(prod_config):
     assert volume.inputs["size"] == 10
     assert volume.inputs["initialFilesystemType"] == "ext4"
     droplet = run.named("server-droplet")
-    assert {r.name for r in run.resources if r.protect} == {volume.name, droplet.name}
+    # And restic's password, without which no backup can be read.
+    protected = {volume.name, droplet.name, "host-restic-password"}
+    assert {r.name for r in run.resources if r.protect} == protected
     attachment = run.named("server-postgres-volume-attachment").inputs
     assert attachment["dropletId"] == int(run.named("server-droplet").id)
     assert attachment["volumeId"] == volume.id

@@ -11,10 +11,15 @@ production uses `ingress`. This is the one difference from a droplet.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 import secrets
+import shlex
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +38,18 @@ from tests.rehearsal.box import Box, docker
 from tests.rehearsal.browser import chromium
 from tests.rehearsal.conftest import REGISTRY_USER
 from tests.rehearsal.replay import Converge, ReplayCloud, converge
+from tests.rehearsal.s3 import S3Server
 
-SECRET_KEYS = ["sshPrivateKey", "registryPassword", "eventSecrets"]
+SECRET_KEYS = ["sshPrivateKey", "registryPassword", "eventSecrets", "backupSecretAccessKey"]
+BACKUP_BUCKET = "rehearsal-backups"
+# A release whose migrations fail: its image's Python stops `manage.py migrate_locked` (the
+# migration job's command) before Django starts, as a migration that raises would.
+BROKEN_MIGRATION_BASE_IMAGE = "rehearsal/python-base:broken-migration"
+SITECUSTOMIZE = (
+    "import os, sys\n"
+    "if 'migrate_locked' in sys.argv and os.environ.get('URL_PREFIX') == '/event1':\n"
+    "    sys.exit('rehearsal: this release has a broken migration')\n"
+)
 EVENTS = [{"name": "event1", "path": "/event1"}, {"name": "event2", "path": "/event2"}]
 EVENT3 = {"name": "event3", "path": "/event3"}
 # A release whose containers never become healthy: gunicorn cannot load this worker class.
@@ -62,11 +77,22 @@ except psycopg.OperationalError as error:
 class Story:
     box: Box
     workdir: Path
+    # The backups' bucket (moto, an S3 server in its own container).
+    s3: S3Server
+    s3_secret: str = field(default_factory=lambda: f"s3 {secrets.token_hex(16)}")
     base_image: str = "django-swarm/python-base:trixie"
     events: list[dict[str, Any]] = field(default_factory=lambda: [dict(e) for e in EVENTS])
     converges: list[Converge] = field(default_factory=list)
     # event1's one secret setting (eventSecrets), with characters a script could trip over.
     event_token: str = field(default_factory=lambda: f"tok {secrets.token_hex(12)} $HOME 'q'")
+    # URL path -> content of the files uploaded in event1's admin (story 2c), checked after
+    # every story that replaces its tasks.
+    uploads: dict[str, bytes] = field(default_factory=dict)
+
+    def assert_uploads_served(self) -> None:
+        for path, content in self.uploads.items():
+            served = requests.get(self.url(path), timeout=10)
+            assert (served.status_code, served.content) == (200, content), path
 
     @property
     def state(self) -> Path:
@@ -93,6 +119,12 @@ class Story:
                 for e in self.events
                 if e["name"] == "event1"
             },
+            "backups": {
+                "bucket": BACKUP_BUCKET,
+                "endpoint": self.s3.endpoint_for_containers,
+                "accessKeyId": "rehearsal",
+            },
+            "backupSecretAccessKey": self.s3_secret,
         }
 
     def converge(self, rerun_commands: bool = False) -> Converge:
@@ -131,10 +163,21 @@ class Story:
 
 
 @pytest.fixture(scope="module")
-def story(box, tmp_path_factory) -> Story:
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    try:
+        server.start()
+        server.wait_ready()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def story(box, s3, tmp_path_factory) -> Story:
     workdir = tmp_path_factory.mktemp("rehearsal-story")
     workdir.chmod(0o700)
-    return Story(box, workdir)
+    return Story(box, workdir, s3)
 
 
 def wait_until_serving(story: Story, path: str, timeout: float) -> None:
@@ -285,6 +328,46 @@ def test_2b_the_admins_of_two_events_in_one_browser(story):
         assert cookie_names(browser) == {"event2_csrftoken", "event2_sessionid"}
 
 
+def upload(story: Story, path: str, login: dict[str, str], name: str, content: bytes):
+    """Uploads a file as an organiser does, in the admin's attachment form under ``path``."""
+    session = admin_login(story, path, login)
+    form = session.get(story.url(f"{path}/admin/hits/attachment/add/"), timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    return session.post(
+        story.url(f"{path}/admin/hits/attachment/add/"),
+        data={"csrfmiddlewaretoken": token, "title": name},
+        files={"file": (name, content, "application/octet-stream")},
+        allow_redirects=False,
+        timeout=60,
+    )
+
+
+def test_2c_a_file_uploaded_in_the_admin_is_served_by_nginx_from_the_host(story):
+    box = story.box
+    admins = story.converges[0].program.exports["eventAdmins"]
+    content = b"%PDF-1.4 opening slides " + secrets.token_bytes(64)
+    saved = upload(story, "/event1", admins["event1"], "opening.pdf", content)
+    assert saved.status_code == 302, saved.text[:400]
+    path = "/event1/media/attachments/opening.pdf"
+    served = requests.get(story.url(path), timeout=10)
+    assert (served.status_code, served.content) == (200, content)
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    # On the host, in the event's media directory, owned by the site's user.
+    on_host = f"{layout.media_dir('event1')}/attachments/opening.pdf"
+    assert box.check(f"stat -c %u {on_host}").strip() == "10001"
+    assert box.check(f"sha256sum <{on_host}").split()[0] == hashlib.sha256(content).hexdigest()
+    assert (
+        requests.get(story.url("/event2/media/attachments/opening.pdf"), timeout=10).status_code
+        == 404
+    )
+    # Above the event's upload limit (uploadLimitMb, 20 by default): Nginx refuses it.
+    too_big = upload(story, "/event1", admins["event1"], "huge.bin", b"x" * (21 * 1024 * 1024))
+    assert too_big.status_code == 413
+    assert box.ssh(f"test -e {layout.media_dir('event1')}/attachments/huge.bin").status == 1
+    story.uploads[path] = content
+
+
 def test_3_converging_again_changes_nothing(story):
     box = story.box
     before = {e: story.containers(e) for e in ("event1", "event2")}
@@ -401,6 +484,7 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
         assert set(story.containers(event).values()) == {new_digest}
     for path, before in counts.items():
         assert story.hits(path) >= before + load.ok_by_path[path] + 1
+    story.assert_uploads_served()  # the new tasks mount the same files
 
 
 class SteadyLoad(threading.Thread):
@@ -516,6 +600,7 @@ def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
         assert story.hits(path) == before + 1
     again = story.converge()
     assert executed(again) == [], "a reboot made the program replay commands"
+    story.assert_uploads_served()
 
 
 def test_6b_postgres_listens_on_the_bridge_again_when_it_came_late(story):
@@ -546,6 +631,8 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     assert added.cloud.builds == []
     assert story.hits("/event3/") == 1
     count1 = story.hits("/event1/")
+    login = added.program.exports["eventAdmins"]["event3"]
+    assert upload(story, "/event3", login, "logo.png", b"event3 logo").status_code == 302
 
     story.events.pop()
     removed = story.converge()
@@ -557,6 +644,8 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     assert requests.get(story.url("/event3/"), timeout=10).status_code == 404
     databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
     assert "ev_event3" in databases.split()
+    # Its uploaded files stay with its database.
+    assert box.check(f"cat {layout.media_dir('event3')}/attachments/logo.png") == "event3 logo"
     assert story.hits("/event1/") == count1 + 1
 
 
@@ -603,9 +692,186 @@ def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story
     assert story.hits("/event1/") == counts["/event1/"] + 3
 
 
+class StatusWatch(threading.Thread):
+    """Requests ``path`` back to back until stopped; keeps each answer's status and body."""
+
+    def __init__(self, story: Story, path: str):
+        super().__init__(daemon=True)
+        self.story, self.path = story, path
+        self.stopping = threading.Event()
+        self.answers: list[tuple[int, str]] = []
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                response = requests.get(self.story.url(self.path), timeout=5)
+                self.answers.append((response.status_code, response.text))
+            except requests.RequestException as error:
+                self.answers.append((0, str(error)))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+def restic_snapshots(story: Story, tags: str) -> list[dict]:
+    """The repository's snapshots with all of ``tags`` (comma-separated), as restic lists them."""
+    listing = story.box.check(
+        f"set -a; . {layout.BACKUP_ENV}; restic snapshots --json --tag '{tags}'"
+    )
+    return json.loads(listing)
+
+
+def test_10_a_backup_then_a_restore_puts_one_event_back_and_leaves_the_other(story):
+    box = story.box
+    admins = story.converges[-1].program.exports["eventAdmins"]
+    assert "django-swarm-backup.timer" in box.check("systemctl list-timers --all --no-pager")
+    count1, count2 = story.hits("/event1/"), story.hits("/event2/")
+    # The scheduled unit itself, as its timer starts it.
+    box.check("systemctl start django-swarm-backup.service")
+    assert story.s3.bucket_size(BACKUP_BUCKET) > 0, "nothing reached the bucket"
+    scheduled = restic_snapshots(story, "event=event1,scheduled")
+    assert scheduled, "no scheduled snapshot of event1"
+
+    # Life goes on after the backup: visits, a new upload.
+    for _ in range(3):
+        story.hits("/event1/")
+    late = "/event1/media/attachments/late.txt"
+    saved = upload(story, "/event1", admins["event1"], "late.txt", b"after the backup")
+    assert saved.status_code == 302
+    assert requests.get(story.url(late), timeout=10).status_code == 200
+
+    watch = StatusWatch(story, "/event1/")
+    watch.start()
+    try:
+        restored = box.ssh("django-swarm-restore event1 latest")
+    finally:
+        watch.stop()
+    assert restored.status == 0, restored.stderr
+    # During the restore: the live data, then only the maintenance page, then the snapshot's
+    # data counting on from where it was: never an error, never anything in between.
+    answers = watch.answers
+    down = [i for i, (status, _) in enumerate(answers) if status == 503]
+    assert down, "the restore never showed the maintenance page"
+    assert all(status == 503 for status, _ in answers[down[0] : down[-1] + 1])
+    assert all("being restored" in answers[i][1] for i in down)
+    before = [json.loads(body)["hits"] for status, body in answers[: down[0]]]
+    after = [json.loads(body)["hits"] for status, body in answers[down[-1] + 1 :]]
+    assert all(c > count1 + 3 for c in before), before
+    assert after == list(range(count1 + 1, count1 + 1 + len(after))), after
+
+    # The count and the files are the snapshot's; the other event did not move.
+    assert story.hits("/event1/") == count1 + 1 + len(after)
+    assert requests.get(story.url(late), timeout=10).status_code == 404
+    story.assert_uploads_served()
+    assert story.hits("/event2/") == count2 + 1
+    # What was there first is kept.
+    kept = box.check("ls -d /var/lib/django-swarm/before-restore/event1-*").split()
+    assert len(kept) == 1
+    assert box.check(f"cat {kept[0]}/media/attachments/late.txt") == "after the backup"
+    assert box.ssh(f"test -s {kept[0]}/database.dump").status == 0
+
+
+def test_10b_a_broken_migration_leaves_a_snapshot_of_the_release_before_it(story):
+    box = story.box
+    docker("build", "-q", "-t", BROKEN_MIGRATION_BASE_IMAGE, "-", input_=(
+        f"FROM {story.base_image}\nRUN echo {base64.b64encode(SITECUSTOMIZE.encode()).decode()}"
+        " | base64 -d >/usr/lib/python3.13/sitecustomize.py\n"
+    ))  # fmt: skip
+    before = {s["id"] for s in restic_snapshots(story, "event=event1,pre-migrate")}
+    count = story.hits("/event1/")
+    good_base = story.base_image
+    story.base_image = BROKEN_MIGRATION_BASE_IMAGE
+    try:
+        with pytest.raises(Exception, match="broken migration"):
+            story.converge()
+    finally:
+        story.base_image = good_base
+    (snapshot,) = [s for s in restic_snapshots(story, "event=event1,pre-migrate")
+                   if s["id"] not in before]  # fmt: skip
+    release = next(t for t in snapshot["tags"] if t.startswith("release="))
+    # The old release still serves; the data moves on, then goes back to the snapshot.
+    assert story.hits("/event1/") == count + 1
+    story.hits("/event1/")
+    restored = box.ssh(f"django-swarm-restore event1 {release}")
+    assert restored.status == 0, restored.stderr
+    assert story.hits("/event1/") == count + 1
+    story.converge()  # the good release converges again
+    assert story.hits("/event1/") == count + 2
+
+
+def test_10c_an_event_removed_with_its_database_comes_back_from_its_backup(story):
+    box = story.box
+    event4 = {"name": "event4", "path": "/event4", "dropDatabaseOnDelete": True}
+    story.events.append(dict(event4))
+    added = story.converge()
+    login = added.program.exports["eventAdmins"]["event4"]
+    for _ in range(4):
+        story.hits("/event4/")
+    assert upload(story, "/event4", login, "poster.txt", b"event4 poster").status_code == 302
+    box.check("django-swarm-backup run event4")
+
+    story.events.pop()
+    story.converge()
+    databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
+    assert "ev_event4" not in databases.split()
+    assert box.ssh(f"test -e {layout.media_dir('event4')}").status == 1
+
+    story.events.append(dict(event4))
+    story.converge()
+    assert story.hits("/event4/") == 1  # a new, empty database
+    restored = box.ssh("django-swarm-restore event4 latest")
+    assert restored.status == 0, restored.stderr
+    assert story.hits("/event4/") == 5
+    poster = requests.get(story.url("/event4/media/attachments/poster.txt"), timeout=10)
+    assert (poster.status_code, poster.text) == (200, "event4 poster")
+    story.events.pop()
+    story.converge()
+
+
+def test_10d_backup_figures_for_a_busy_event(story):
+    """Figures only (README, "Backups and restore"): event1 with 100,000 counter rows (one per
+    visit) and 50 MB of uploaded files; then 10 backups with a visit between each."""
+    box = story.box
+    database, media = layout.database_name("event1"), layout.media_dir("event1")
+    rows = (
+        "INSERT INTO hits_counter (name, hits)"
+        " SELECT 'visit-' || n, 1 FROM generate_series(1, 100000) AS n ON CONFLICT DO NOTHING"
+    )
+    box.check(
+        f"runuser -u postgres -- psql -q -d {database} -c {shlex.quote(rows)}"
+        f" && install -d -o 10001 -g 10001 {media}/bulk"
+        f" && for i in $(seq 50); do head -c 1048576 /dev/urandom >{media}/bulk/photo-$i.jpg; done"
+        f" && chown -R 10001:10001 {media}/bulk"
+    )
+    started = time.monotonic()
+    box.check("django-swarm-backup run event1")
+    backup_seconds = time.monotonic() - started
+    started = time.monotonic()
+    box.check("django-swarm-restore event1 latest")
+    restore_seconds = time.monotonic() - started
+    assert requests.get(story.url("/event1/media/bulk/photo-7.jpg"), timeout=10).status_code == 200
+    for _ in range(9):
+        story.hits("/event1/")
+        box.check("django-swarm-backup run event1")
+    size = story.s3.bucket_size(BACKUP_BUCKET)
+    figures.record("backup of one event (100,000 rows, 50 MB of files)", f"{backup_seconds:.0f} s")
+    figures.record("restore of that event", f"{restore_seconds:.0f} s")
+    figures.record(
+        "backup bucket after 10 backups of it (+ the other events' snapshots)",
+        f"{size / 1e6:.0f} MB",
+    )
+
+
 def secret_values(story: Story) -> list[str]:
     """Every secret of the run, and every long line of the multi-line ones."""
-    values = [story.box.registry_password, story.box.private_key, story.event_token]
+    values = [
+        story.box.registry_password,
+        story.box.private_key,
+        story.event_token,
+        story.s3_secret,
+    ]
     for result in story.converges:
         for resource in result.program.of_type("random:index/randomPassword:RandomPassword"):
             values.append(resource.outputs["result"])
@@ -690,3 +956,7 @@ def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
     assert box.ssh("test -L /etc/nginx/sites-enabled/default").status == 0
     response = requests.get(story.url("/event1/"), timeout=10)
     assert response.status_code != 200 or "hits" not in response.text
+    # What the events' users made stays: the uploaded files, as the databases.
+    for path, content in story.uploads.items():
+        on_host = layout.media_dir("event1") + path.removeprefix("/event1/media")
+        assert box.check(f"sha256sum <{on_host}").split()[0] == hashlib.sha256(content).hexdigest()
