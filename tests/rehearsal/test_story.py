@@ -692,6 +692,41 @@ def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story
     assert story.hits("/event1/") == counts["/event1/"] + 3
 
 
+def rss_mb(box: Box, pattern: str) -> float:
+    kb = box.check(f"ps -eo rss=,comm= | awk '$2 ~ /{pattern}/ {{s+=$1}} END {{print s+0}}'")
+    return int(kb) / 1024
+
+
+def test_memory_figures(story):
+    box = story.box
+    per_event = []
+    for event in ("event1", "event2"):
+        for container in story.containers(event):
+            # `docker top` needs the pid column to know which processes are the container's.
+            kb = box.check(
+                f"docker top {container} -o pid,rss | awk 'NR>1 {{s+=$2}} END {{print s}}'"
+            )
+            per_event.append(int(kb) / 1024)
+    assert per_event and all(mb > 10 for mb in per_event)
+    postgres, nginx = rss_mb(box, "^postgres$"), rss_mb(box, "^nginx$")
+    dockerd, containerd = rss_mb(box, "^dockerd$"), rss_mb(box, "^containerd")
+    total_kb = int(box.check("ps -eo rss= | awk '{s+=$1} END {print s}'"))
+    base = total_kb / 1024 - sum(per_event)
+    figures.record("RSS per event container", ", ".join(f"{mb:.0f} MB" for mb in per_event))
+    figures.record(
+        "RSS PostgreSQL / Nginx / dockerd / containerd",
+        f"{postgres:.0f} / {nginx:.0f} / {dockerd:.0f} / {containerd:.0f} MB",
+    )
+    # A 1 GB droplet: ~150 MB go to the kernel and page cache before any process.
+    fits = int((1024 - 150 - base) // max(per_event))
+    figures.record(
+        "events on a 1 GB droplet",
+        f"{fits} (1024 MB - 150 MB kernel/cache - {base:.0f} MB of every other process, "
+        f"/ {max(per_event):.0f} MB per event)",
+    )
+    assert fits >= 1
+
+
 class StatusWatch(threading.Thread):
     """Requests ``path`` back to back until stopped; keeps each answer's status and body."""
 
@@ -904,41 +939,6 @@ def test_8_secrets_never_in_command_lines_recorded_commands_or_logs(story):
         "for c in $(docker ps -aq); do docker logs $c 2>&1; done"
     )
     assert leaked(logs, secrets) == [], "a secret is in the box's logs"
-
-
-def rss_mb(box: Box, pattern: str) -> float:
-    kb = box.check(f"ps -eo rss=,comm= | awk '$2 ~ /{pattern}/ {{s+=$1}} END {{print s+0}}'")
-    return int(kb) / 1024
-
-
-def test_memory_figures(story):
-    box = story.box
-    per_event = []
-    for event in ("event1", "event2"):
-        for container in story.containers(event):
-            # `docker top` needs the pid column to know which processes are the container's.
-            kb = box.check(
-                f"docker top {container} -o pid,rss | awk 'NR>1 {{s+=$2}} END {{print s}}'"
-            )
-            per_event.append(int(kb) / 1024)
-    assert per_event and all(mb > 10 for mb in per_event)
-    postgres, nginx = rss_mb(box, "^postgres$"), rss_mb(box, "^nginx$")
-    dockerd, containerd = rss_mb(box, "^dockerd$"), rss_mb(box, "^containerd")
-    total_kb = int(box.check("ps -eo rss= | awk '{s+=$1} END {print s}'"))
-    base = total_kb / 1024 - sum(per_event)
-    figures.record("RSS per event container", ", ".join(f"{mb:.0f} MB" for mb in per_event))
-    figures.record(
-        "RSS PostgreSQL / Nginx / dockerd / containerd",
-        f"{postgres:.0f} / {nginx:.0f} / {dockerd:.0f} / {containerd:.0f} MB",
-    )
-    # A 1 GB droplet: ~150 MB go to the kernel and page cache before any process.
-    fits = int((1024 - 150 - base) // max(per_event))
-    figures.record(
-        "events on a 1 GB droplet",
-        f"{fits} (1024 MB - 150 MB kernel/cache - {base:.0f} MB of every other process, "
-        f"/ {max(per_event):.0f} MB per event)",
-    )
-    assert fits >= 1
 
 
 def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
