@@ -12,6 +12,11 @@ install -d -m 700 "${STACK_FILE%/*}"
 (umask 077 && printf '%s' "$STACK_TEXT" >"$STACK_FILE.new")
 mv -f "$STACK_FILE.new" "$STACK_FILE"
 
+# What `docker stack deploy` prints is kept here and shown after the reason when the deploy
+# fails, so that the reason is the first thing a failure says.
+deploy_log=$(mktemp)
+trap 'rm -f "$deploy_log"' EXIT
+
 fail() {
   printf 'event %s: %s; the previous version (if any) keeps serving. Last tasks:\n' \
     "$EVENT" "$1" >&2
@@ -21,6 +26,8 @@ fail() {
   # (Bounded: `docker service logs` never ends for a task from before a daemon restart.)
   printf 'Last lines the tasks of %s printed:\n' "$SERVICE" >&2
   timeout 20 docker service logs --no-trunc --timestamps --tail 30 "$SERVICE" >&2 2>&1 || true
+  printf 'docker stack deploy printed:\n' >&2
+  tail -n 20 "$deploy_log" >&2
   exit 1
 }
 
@@ -40,7 +47,7 @@ started_before=$(update_status StartedAt)
 log "Deploying stack $EVENT (waiting up to ${DEPLOY_TIMEOUT}s)"
 status=0
 timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet --with-registry-auth \
-  --compose-file "$STACK_FILE" "$EVENT" >&2 || status=$?
+  --compose-file "$STACK_FILE" "$EVENT" >"$deploy_log" 2>&1 || status=$?
 
 state=
 if [[ $(update_status StartedAt) != "$started_before" ]]; then
