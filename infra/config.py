@@ -25,7 +25,6 @@ from pulumi.runtime import config as runtime_config
 NAMESPACE = "django-swarm"
 
 TARGETS = ("digitalocean", "existing")
-PUBLISH_MODES = ("ingress", "host")
 
 # Keys that only make sense for one target; setting one for the other target is an error,
 # because silently ignoring it would leave the user believing it took effect.
@@ -54,7 +53,6 @@ COMMON_KEYS = (
     "backupSecretAccessKey",
     "baseImage",
     "swarmSubnet",
-    "publishMode",
     "events",
 )
 SECRET_KEYS = (
@@ -65,6 +63,11 @@ SECRET_KEYS = (
     "backupSecretAccessKey",
 )
 KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
+# Keys an earlier version read: what to do instead.
+REMOVED_KEYS = {
+    "publishMode": "every event now publishes host-mode ports on alternating ports, on every"
+    " server alike (README, Rollouts)",
+}
 
 OPENSSH_KEY_TYPES = frozenset(
     {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
@@ -109,6 +112,12 @@ DEFAULT_PORT_BASE = 20000
 DEFAULT_PORT_SPAN = 10000
 # Ports an event may not publish: SSH, HTTP(S), PostgreSQL, the swarm's own ports.
 HOST_PORTS = frozenset({22, 80, 443, 2377, 4789, 5432, 7946})
+# An event publishes its port and the next one, alternately: each release starts on the port the
+# live one does not hold, so both run side by side during a rollout (render_event.stack_file).
+PORTS_PER_EVENT = 2
+# A task holds its event's port on its server, so a server runs one task of an event; the stack
+# has one server.
+MAX_REPLICAS = 1
 
 HOSTNAME = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
@@ -207,7 +216,6 @@ class StackConfig:
     registry: RegistryConfig
     base_image: str
     swarm_subnet: str
-    publish_mode: str
     events: tuple[EventConfig, ...]
     # Event name -> secret setting name -> its value (eventSecrets); names are plain text.
     event_secrets: Mapping[str, Mapping[str, pulumi.Output[str]]]
@@ -220,6 +228,11 @@ class StackConfig:
     @property
     def swarm_gateway(self) -> str:
         return str(next(ipaddress.ip_network(self.swarm_subnet).hosts()))
+
+
+def event_ports(port: int) -> range:
+    """The ports an event whose ``port`` is ``port`` publishes, one release at a time."""
+    return range(port, port + PORTS_PER_EVENT)
 
 
 def default_port(name: str) -> int:
@@ -351,7 +364,11 @@ def _all_config_keys() -> set[str]:
 
 def _check_keys(reader: _Reader, target: str) -> None:
     present = _all_config_keys()
-    for key in sorted(present - KNOWN_KEYS):
+    for key in sorted(present & REMOVED_KEYS.keys()):
+        reader.problems.append(
+            f"{key}: no longer used, {REMOVED_KEYS[key]}: remove it (pulumi config rm {key})"
+        )
+    for key in sorted(present - KNOWN_KEYS - REMOVED_KEYS.keys()):
         reader.problems.append(
             f"{key}: unknown key: remove it (pulumi config rm {key}); known keys are listed in"
             " the README"
@@ -415,13 +432,14 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
         if port is not None and (
             isinstance(port, bool)
             or not isinstance(port, int)
-            or not 1024 <= port <= 65535
-            or port in HOST_PORTS
+            or not 1024 <= port <= 65536 - PORTS_PER_EVENT
+            or not HOST_PORTS.isdisjoint(event_ports(port))
         ):
             reader.problem(
                 f"{key}.port",
                 port,
-                f"set a free port from 1024 to 65535, not one of {sorted(HOST_PORTS)}",
+                f"set a port from 1024 to {65536 - PORTS_PER_EVENT} such that neither it nor the"
+                f" next one is one of {sorted(HOST_PORTS)} (an event uses both)",
             )
             port = None
         upload_limit = item.get("uploadLimitMb", DEFAULT_UPLOAD_LIMIT_MB)
@@ -516,16 +534,26 @@ def _event_secrets(
 
 
 def _check_events_together(reader: _Reader, events: list[EventConfig]) -> None:
-    for attribute in ("name", "path", "port"):
+    for attribute in ("name", "path"):
         seen: dict[Any, str] = {}
         for event in events:
             value = getattr(event, attribute)
             if value in seen:
                 fix = f"events {seen[value]!r} and {event.name!r} share it: make each unique"
-                if attribute == "port":
-                    fix += " by setting an explicit port on one of them"
                 reader.problem(f"events[{event.name}].{attribute}", value, fix)
             seen.setdefault(value, event.name)
+    port_owners: dict[int, str] = {}
+    for event in events:
+        taken = [port_owners[port] for port in event_ports(event.port) if port in port_owners]
+        if taken:
+            reader.problem(
+                f"events[{event.name}].port",
+                event.port,
+                f"event {taken[0]!r} uses it or the next port (an event uses its port and the"
+                " next one): set an explicit port on one of them, at least 2 apart",
+            )
+        for port in event_ports(event.port):
+            port_owners.setdefault(port, event.name)
     for outer in events:
         for inner in events:
             if inner.path.startswith(outer.path + "/"):
@@ -814,20 +842,19 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         registry=registry,
         base_image=base_image,
         swarm_subnet=swarm_subnet,
-        publish_mode=reader.one_of("publishMode", "ingress", PUBLISH_MODES),
         events=events,
         event_secrets=_event_secrets(reader, events),
         backups=_backups(reader, target, reader.text("region", "fra1")),
     )
-    if stack.publish_mode == "host":
-        for i, event in enumerate(stack.events):
-            if event.replicas > 1:
-                reader.problem(
-                    f"events[{i}].replicas",
-                    event.replicas,
-                    "with publishMode host a port is held by one task per server:"
-                    " set replicas 1, or publishMode ingress",
-                )
+    for i, event in enumerate(stack.events):
+        if event.replicas > MAX_REPLICAS:
+            reader.problem(
+                f"events[{i}].replicas",
+                event.replicas,
+                f"a server runs one task of an event (the task holds the event's port): set at"
+                f" most {MAX_REPLICAS}; to use more cores of this server, set the event's"
+                " GUNICORN_WORKERS setting instead",
+            )
     if reader.problems:
         raise ConfigError(
             f"The stack config has {len(reader.problems)} problem(s):\n"

@@ -10,8 +10,9 @@ What runs on the host when event X is deployed, in order (each a script in ``scr
                           job makes the event's administrator (``manage.py ensure_admin``)
 4. ``event_static.sh``    the new image's static files, with the live release's, switched in at once
    ``event_media.sh``     its directory of uploaded files, which its tasks mount
-5. ``event_stack.sh``     the swarm stack (``render_event.stack_file``), checked after the rollout
-6. ``event_nginx.sh``     its Nginx locations (``render_event.nginx_location``), then a reload
+5. ``event_stack.sh``     the swarm stack (``render_event.stack_file``), checked after the rollout;
+                          each release publishes whichever of the event's two ports is free
+6. ``event_nginx.sh``     its Nginx upstream (both ports) and locations, then a reload
 
 Each step's ``delete`` undoes it when the event leaves the config (or on ``pulumi destroy``); the
 database and the uploaded files are only removed when the event sets ``dropDatabaseOnDelete``.
@@ -28,7 +29,7 @@ from pulumi_command import remote
 
 import layout
 import render_event
-from config import EventConfig, StackConfig
+from config import EventConfig, StackConfig, event_ports
 from remote_script import Script, step_inputs
 
 # Upper bounds for the waits on the host; a step that hits one fails with what it saw.
@@ -230,13 +231,11 @@ class EventSite(pulumi.ComponentResource):
             lambda values: render_event.SiteSpec(
                 event=event.name,
                 path=event.path,
-                port=event.port,
                 replicas=event.replicas,
                 image=values[0],
                 db_host=args.stack.swarm_gateway,
                 public_host=values[1],
                 tls=values[3],
-                publish_mode=args.stack.publish_mode,
                 secrets=values[2],
                 settings=event.settings,
             )
@@ -315,6 +314,8 @@ class EventSite(pulumi.ComponentResource):
                         "SERVICE": layout.service_name(event),
                         "STACK_FILE": layout.stack_file(event),
                         "STACK_TEXT": render_event.stack_file(site),
+                        # Each release publishes the one the live release does not hold.
+                        "PORTS": " ".join(map(str, event_ports(self._event.port))),
                         "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
                         # Every current secret, the migration job's admin password included.
                         "SECRETS_IN_USE": " ".join(site.secrets.names()),
@@ -336,6 +337,7 @@ class EventSite(pulumi.ComponentResource):
         owner = {
             "EVENT": event.name,
             "LOCATIONS_DIR": layout.NGINX_LOCATIONS_DIR,
+            "UPSTREAMS_DIR": layout.NGINX_UPSTREAMS_DIR,
             "OWNER_LINE": render_event.nginx_location_owner(event.name),
         }
         return self._step(
@@ -345,11 +347,14 @@ class EventSite(pulumi.ComponentResource):
                 "event_nginx.sh",
                 {
                     **owner,
-                    "LOCATION_FILE": layout.nginx_location_file(event.path),
+                    "FILE_NAME": layout.nginx_file_name(event.path),
+                    # The tasks' ports on this server's address on docker_gwbridge.
+                    "UPSTREAM_TEXT": render_event.nginx_upstream(
+                        event.name, (self._args.stack.swarm_gateway,), event_ports(event.port)
+                    ),
                     "LOCATION_TEXT": render_event.nginx_location(
                         event.name,
                         event.path,
-                        event.port,
                         static_dir=layout.static_dir(event.name),
                         media_dir=f"{layout.media_dir(event.name)}/",
                         upload_limit_mb=event.upload_limit_mb,

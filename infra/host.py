@@ -95,6 +95,7 @@ class Host(pulumi.ComponentResource):
             "NGINX_SITE": layout.NGINX_SITE,
             "NGINX_SITE_ENABLED": layout.NGINX_SITE_ENABLED,
             "NGINX_LOCATIONS_DIR": layout.NGINX_LOCATIONS_DIR,
+            "NGINX_UPSTREAMS_DIR": layout.NGINX_UPSTREAMS_DIR,
         }
         self.ready = self._step(
             "nginx",

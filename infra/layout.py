@@ -21,6 +21,8 @@ TOOLS_DIR = "/usr/local/sbin"
 NGINX_SITE = "/etc/nginx/sites-available/django-swarm"
 NGINX_SITE_ENABLED = "/etc/nginx/sites-enabled/django-swarm"
 NGINX_LOCATIONS_DIR = "/etc/nginx/django-swarm.d"
+# The events' upstreams (the ports their tasks publish), included at Nginx's http level.
+NGINX_UPSTREAMS_DIR = "/etc/nginx/django-swarm-upstreams.d"
 
 
 def event_dir(event: str) -> str:
@@ -45,14 +47,23 @@ def maintenance_flag(event: str) -> str:
     return f"{MAINTENANCE_DIR}/{event}"
 
 
-def nginx_location_file(path: str) -> str:
-    """The Nginx location file of the event served at ``path`` (``/a/b`` -> ``a_b.conf``).
+def nginx_file_name(path: str) -> str:
+    """The name of the Nginx location file, and of the upstream file, of the event served at
+    ``path`` (``/a/b`` -> ``a_b.conf``).
 
     Named by path, not by event: when an event is renamed, or two events swap paths, the event
-    that takes a path over writes that path's one file, so Nginx never sees the same location
-    twice. (``_`` cannot occur in a path segment, so two paths never share a file name.)
+    that takes a path over writes that path's files, so Nginx never sees the same location (or
+    upstream) twice. (``_`` cannot occur in a path segment, so two paths never share a name.)
     """
-    return f"{NGINX_LOCATIONS_DIR}/{'_'.join(path.strip('/').split('/'))}.conf"
+    return f"{'_'.join(path.strip('/').split('/'))}.conf"
+
+
+def nginx_location_file(path: str) -> str:
+    return f"{NGINX_LOCATIONS_DIR}/{nginx_file_name(path)}"
+
+
+def nginx_upstream_file(path: str) -> str:
+    return f"{NGINX_UPSTREAMS_DIR}/{nginx_file_name(path)}"
 
 
 def stack_file(event: str) -> str:

@@ -70,13 +70,11 @@ class SiteSpec:
 
     event: str
     path: str
-    port: int
     replicas: int
     image: str
     db_host: str
     public_host: str
     tls: bool
-    publish_mode: str
     secrets: EventSecrets
     settings: Mapping[str, str] = field(default_factory=dict)
 
@@ -151,14 +149,35 @@ def env_file(environment: Mapping[str, str]) -> str:
     return "".join(f"{name}={value}\n" for name, value in sorted(environment.items()))
 
 
+# The variable ``docker stack deploy`` reads the published port from (event_stack.sh sets it).
+PORT_VARIABLE = "DJANGO_SWARM_PORT"
+# Stands for ``${DJANGO_SWARM_PORT}`` until the document is dumped: its "$" must stay single.
+PORT_PLACEHOLDER = "django-swarm-port"
+PORT_PLACEHOLDER_LINE = f"published: {PORT_PLACEHOLDER}"
+
+
+def _compose_literal(value):
+    """``value`` with every ``$`` doubled in its texts: ``docker stack deploy`` substitutes
+    ``$NAME`` in the compose file, and a setting is to reach the site as it was written."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: _compose_literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_compose_literal(item) for item in value]
+    return value
+
+
 def stack_file(spec: SiteSpec) -> str:
     """The swarm stack (compose v3) of one event: one ``web`` service, pinned to ``spec.image``.
 
-    Host-mode published ports bind the host's port inside the task, so on one node a new task
-    cannot start while the old one still holds it: updates there stop the old task first (a short
-    gap), and they overlap (start-first, no gap) with the routing mesh.
+    The port is published in host mode (no routing mesh, which needs the kernel's IPVS): a task
+    holds the port on its server. Its number is ``${DJANGO_SWARM_PORT}``, which event_stack.sh
+    sets to whichever of the event's two ports the live release does not hold. So an update
+    starts the new task beside the old one (start-first) and stops the old one only once the new
+    one is healthy; Nginx's upstream lists both ports and sends a request the one refuses to the
+    other (``nginx_upstream``).
     """
-    order = "start-first" if spec.publish_mode == "ingress" else "stop-first"
     service = {
         "image": spec.image,
         "environment": site_environment(spec),
@@ -170,12 +189,7 @@ def stack_file(spec: SiteSpec) -> str:
             {"type": "bind", "source": layout.media_dir(spec.event), "target": SITE_MEDIA_ROOT}
         ],
         "ports": [
-            {
-                "target": SITE_PORT,
-                "published": spec.port,
-                "protocol": "tcp",
-                "mode": spec.publish_mode,
-            }
+            {"target": SITE_PORT, "published": PORT_PLACEHOLDER, "protocol": "tcp", "mode": "host"}
         ],
         # The image's own check: gunicorn's /healthz, which Nginx serves as <path>/healthz.
         "healthcheck": {
@@ -189,19 +203,18 @@ def stack_file(spec: SiteSpec) -> str:
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
         "deploy": {
             "replicas": spec.replicas,
-            # The virtual IP needs the kernel's IPVS, which only the routing mesh uses here;
-            # Nginx reaches the site through its published port either way.
-            "endpoint_mode": "vip" if spec.publish_mode == "ingress" else "dnsrr",
+            # A virtual IP needs IPVS; Nginx reaches the tasks through their published ports.
+            "endpoint_mode": "dnsrr",
             "update_config": {
                 "parallelism": 1,
                 "delay": "5s",
-                "order": order,
+                "order": "start-first",
                 "failure_action": "rollback",
                 # A new task must stay healthy this long before the update counts as done.
                 "monitor": "30s",
                 "max_failure_ratio": 0,
             },
-            "rollback_config": {"parallelism": 1, "order": order, "monitor": "30s"},
+            "rollback_config": {"parallelism": 1, "order": "start-first", "monitor": "30s"},
             "restart_policy": {
                 "condition": "any",
                 "delay": "5s",
@@ -228,7 +241,8 @@ def stack_file(spec: SiteSpec) -> str:
     header = (
         f"# Swarm stack {spec.event!r}, written by django-swarm's Pulumi program. Do not edit.\n"
     )
-    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    text = yaml.safe_dump(_compose_literal(document), sort_keys=False, default_flow_style=False)
+    return header + text.replace(PORT_PLACEHOLDER_LINE, f"published: ${{{PORT_VARIABLE}}}")
 
 
 def nginx_location_owner(event: str) -> str:
@@ -243,10 +257,39 @@ MAINTENANCE_PAGE = (
 )
 
 
+def upstream_name(event: str) -> str:
+    return f"django_swarm_{event}"
+
+
+def nginx_upstream(event: str, nodes: tuple[str, ...], ports: range) -> str:
+    """The Nginx upstream of one event: both of its ports, on every node that may run its tasks.
+
+    The live release holds one port of a node and a rollout's new release the other, so one of
+    them refuses connections. Nginx sends a request that meets a refused connection to the next
+    server (``proxy_next_upstream``'s default ``error``; the request was not sent, so this holds
+    for a POST too) and then skips the refusing server for a second (``max_fails``,
+    ``fail_timeout``): one failed connection a second, not one a request.
+
+    ``nodes`` are addresses of the servers, not 127.0.0.1: a connection to a node's own address
+    reaches the task through Docker's NAT rule, which exists only while the task does, so it is
+    refused as soon as the task is gone. On 127.0.0.1, Docker's userland proxy would accept it
+    first and close it only after Nginx sent the request, which Nginx retries only for GET.
+    """
+    servers = "".join(
+        f"    server {node}:{port} max_fails=1 fail_timeout=1s;\n"
+        for node in nodes
+        for port in ports
+    )
+    return f"""\
+{nginx_location_owner(event)}
+upstream {upstream_name(event)} {{
+{servers}}}
+"""
+
+
 def nginx_location(
     event: str,
     path: str,
-    port: int,
     static_dir: str,
     media_dir: str,
     upload_limit_mb: int,
@@ -302,6 +345,6 @@ location {path}/ {{
     if (-f {maintenance_flag}) {{
         return 503 "{MAINTENANCE_PAGE}";
     }}
-    proxy_pass http://127.0.0.1:{port}/;
+    proxy_pass http://{upstream_name(event)}/;
 }}
 """

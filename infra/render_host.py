@@ -33,7 +33,9 @@ def nginx_site(domain: str | None, tls: bool) -> str:
     common = _template("nginx_server_common.conf", locations_dir=layout.NGINX_LOCATIONS_DIR)
     return _template(
         "nginx_site_tls.conf" if tls else "nginx_site_http.conf",
-        http_common=_template("nginx_http_common.conf").rstrip("\n"),
+        http_common=_template(
+            "nginx_http_common.conf", upstreams_dir=layout.NGINX_UPSTREAMS_DIR
+        ).rstrip("\n"),
         server_name=domain or "_",
         domain=domain or "",
         acme_root=ACME_ROOT,

@@ -13,7 +13,7 @@ import pulumi_digitalocean as do
 import pulumi_tls as tls
 from pulumi_command import remote
 
-from config import StackConfig
+from config import StackConfig, event_ports
 from remote_script import Script, step_inputs
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
@@ -272,7 +272,9 @@ def _inbound_rules(
     ]
     rules += [
         do.FirewallInboundRuleArgs(
-            protocol="tcp", port_range=str(event.port), source_addresses=inside
+            protocol="tcp",
+            port_range=f"{min(event_ports(event.port))}-{max(event_ports(event.port))}",
+            source_addresses=inside,
         )
         for event in cfg.events
     ]

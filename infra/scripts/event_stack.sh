@@ -3,19 +3,23 @@
 # after an automatic rollback, so the service's UpdateStatus decides: a rolled back or paused
 # update fails this step with the event's name and the last task errors, while the previous
 # version keeps serving. Afterwards, swarm secrets no version uses any more are removed.
-# Parameters: EVENT, SERVICE, STACK_FILE, STACK_TEXT, DEPLOY_TIMEOUT, SECRETS_IN_USE (names, spaces).
+# A new release publishes whichever of the event's two ports (PORTS) the live one does not hold,
+# so its tasks start beside the old ones (render_event.stack_file); the release that is live
+# deployed again (a re-run) keeps its port, so nothing rolls. STACK_FILE holds the text last
+# deployed successfully; the one being deployed waits beside it until it is live.
+# Parameters: EVENT, SERVICE, STACK_FILE, STACK_TEXT, DEPLOY_TIMEOUT, SECRETS_IN_USE (names,
+# spaces), PORTS (two, a space between).
 set -euo pipefail
 : "${EVENT:?}" "${SERVICE:?}" "${STACK_FILE:?}" "${STACK_TEXT:?}" "${DEPLOY_TIMEOUT:?}" \
-  "${SECRETS_IN_USE:?}"
+  "${SECRETS_IN_USE:?}" "${PORTS:?}"
 
 install -d -m 700 "${STACK_FILE%/*}"
 (umask 077 && printf '%s' "$STACK_TEXT" >"$STACK_FILE.new")
-mv -f "$STACK_FILE.new" "$STACK_FILE"
 
 # What `docker stack deploy` prints is kept here and shown after the reason when the deploy
 # fails, so that the reason is the first thing a failure says.
 deploy_log=$(mktemp)
-trap 'rm -f "$deploy_log"' EXIT
+trap 'rm -f "$deploy_log" "$STACK_FILE.new"' EXIT
 
 fail() {
   printf 'event %s: %s; the previous version (if any) keeps serving. Last tasks:\n' \
@@ -42,12 +46,23 @@ if [[ $(docker stack deploy --help) != *--detach* ]]; then
   exit 1
 fi
 
+read -r first_port second_port <<<"$PORTS"
+live_port=$(docker service inspect --format \
+  '{{range .Spec.EndpointSpec.Ports}}{{.PublishedPort}}{{end}}' "$SERVICE" 2>/dev/null || true)
+if [[ -n $live_port && -f $STACK_FILE ]] && cmp -s "$STACK_FILE" "$STACK_FILE.new"; then
+  port=$live_port
+elif [[ $live_port == "$first_port" ]]; then
+  port=$second_port
+else
+  port=$first_port
+fi
+
 # The status of an earlier update (say, a rollback) must not fail a deploy that changes nothing.
 started_before=$(update_status StartedAt)
-log "Deploying stack $EVENT (waiting up to ${DEPLOY_TIMEOUT}s)"
+log "Deploying stack $EVENT on port $port (waiting up to ${DEPLOY_TIMEOUT}s)"
 status=0
-timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet --with-registry-auth \
-  --compose-file "$STACK_FILE" "$EVENT" >"$deploy_log" 2>&1 || status=$?
+DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet --with-registry-auth \
+  --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 || status=$?
 
 state=
 if [[ $(update_status StartedAt) != "$started_before" ]]; then
@@ -63,6 +78,7 @@ if ((status == 124)); then
 elif ((status != 0)); then
   fail "docker stack deploy failed (exit ${status})"
 fi
+mv -f "$STACK_FILE.new" "$STACK_FILE"
 
 for name in $(docker secret ls --format '{{.Name}}' --filter "label=django-swarm.event=$EVENT"); do
   if [[ " $SECRETS_IN_USE " != *" $name "* ]]; then

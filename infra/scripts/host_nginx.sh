@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Step 5: the Nginx site that serves every event under its sub-folder, and with TLS the
 # Let's Encrypt certificate (obtained and renewed by certbot over the ACME webroot).
-: "${NGINX_SITE:?}" "${NGINX_SITE_ENABLED:?}" "${NGINX_LOCATIONS_DIR:?}" "${STATIC_ROOT:?}"
+: "${NGINX_SITE:?}" "${NGINX_SITE_ENABLED:?}" "${NGINX_LOCATIONS_DIR:?}" "${NGINX_UPSTREAMS_DIR:?}"
+: "${STATIC_ROOT:?}"
 : "${ACME_ROOT:?}" "${HTTP_SITE:?}"
 # Empty TLS_SITE means TLS is off; then DOMAIN and TLS_EMAIL are not used.
 : "${TLS_SITE?}" "${DOMAIN?}" "${TLS_EMAIL?}"
 
-install -d -m 755 "$NGINX_LOCATIONS_DIR" "$STATIC_ROOT" "$ACME_ROOT"
+install -d -m 755 "$NGINX_LOCATIONS_DIR" "$NGINX_UPSTREAMS_DIR" "$STATIC_ROOT" "$ACME_ROOT"
 # Debian's default site would claim default_server on port 80.
 rm -f /etc/nginx/sites-enabled/default
 

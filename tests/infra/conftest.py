@@ -93,7 +93,7 @@ def existing_config() -> UserConfig:
         "registry": {"server": "ghcr.io", "repository": "ieee-branch/hits", "username": "bot"},
         "events": [
             {"name": "event1", "path": "/event1"},
-            {"name": "event2", "path": "/event2", "replicas": 2},
+            {"name": "event2", "path": "/event2"},
         ],
     }
     return (

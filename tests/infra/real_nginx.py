@@ -1,8 +1,8 @@
 """The rendered Nginx site (render_host.nginx_site) under a real nginx, on loopback ports.
 
 The site is served as rendered, except for what must move for a test: its listen ports (to free
-loopback ports), its locations directory (to a temp directory with the given location files)
-and, with TLS, its certificate (a self-signed one for the domain).
+loopback ports), its locations and upstreams directories (to temp directories with the given
+files) and, with TLS, its certificate (a self-signed one for the domain).
 """
 
 from __future__ import annotations
@@ -47,23 +47,29 @@ def self_signed(directory: Path, domain: str) -> None:
 
 
 class RealNginx:
-    """``site`` with ``locations`` (event name -> location file text), served until stop()."""
+    """``site`` with ``locations`` and ``upstreams`` (event name -> file text), served until
+    stop()."""
 
     def __init__(
-        self, tmp: Path, site: str, locations: Mapping[str, str], domain: str | None = None
+        self,
+        tmp: Path,
+        site: str,
+        locations: Mapping[str, str],
+        upstreams: Mapping[str, str] | None = None,
+        domain: str | None = None,
     ):
-        if "listen 80 " not in site or layout.NGINX_LOCATIONS_DIR not in site:
-            raise ValueError("the site no longer listens on 80 or includes the locations dir")
+        dirs = {"locations": layout.NGINX_LOCATIONS_DIR, "upstreams": layout.NGINX_UPSTREAMS_DIR}
+        if "listen 80 " not in site or any(f"{d}/*.conf" not in site for d in dirs.values()):
+            raise ValueError("the site no longer listens on 80 or includes the events' files")
         self.http_port, self.https_port = free_port(), free_port()
-        locations_dir = tmp / "locations"
-        locations_dir.mkdir()
-        for event, text in locations.items():
-            (locations_dir / f"{event}.conf").write_text(text)
-        site = (
-            site.replace("listen 80 ", f"listen 127.0.0.1:{self.http_port} ")
-            .replace("listen 443 ", f"listen 127.0.0.1:{self.https_port} ")
-            .replace(layout.NGINX_LOCATIONS_DIR, str(locations_dir))
+        site = site.replace("listen 80 ", f"listen 127.0.0.1:{self.http_port} ").replace(
+            "listen 443 ", f"listen 127.0.0.1:{self.https_port} "
         )
+        for name, files in (("locations", locations), ("upstreams", upstreams or {})):
+            (tmp / name).mkdir()
+            for event, text in files.items():
+                (tmp / name / f"{event}.conf").write_text(text)
+            site = site.replace(f"{dirs[name]}/", f"{tmp / name}/")
         if domain:
             certs = tmp / "certs"
             certs.mkdir()

@@ -45,7 +45,7 @@ def test_prod_config_is_valid_and_typed(prod_config):
     assert cfg.swarm_gateway == "172.20.0.1"
     assert cfg.registry.image_name == "ghcr.io/ieee-branch/hits"
     assert [(e.name, e.path, e.replicas) for e in cfg.events] == [
-        ("spring-hackathon", "/spring", 2),
+        ("spring-hackathon", "/spring", 1),
         ("autumn-hackathon", "/autumn", 1),
     ]
     assert dict(cfg.events[0].settings) == {"GUNICORN_WORKERS": "3"}
@@ -65,7 +65,6 @@ def test_defaults_for_a_minimal_config(prod_config):
         "tlsEmail",
         "baseImage",
         "swarmSubnet",
-        "publishMode",
     ).with_(
         registry={"repository": "ieee-branch/hits", "username": "bot"},
         events=[{"name": "event1", "path": "/event1"}],
@@ -84,7 +83,6 @@ def test_defaults_for_a_minimal_config(prod_config):
     assert cfg.registry.server == "ghcr.io"
     assert cfg.base_image == "python:3.13-slim"
     assert (cfg.swarm_subnet, cfg.swarm_gateway) == ("172.20.0.0/16", "172.20.0.1")
-    assert cfg.publish_mode == "ingress"
     assert not cfg.tls_enabled and cfg.domain is None
     event = cfg.events[0]
     assert event.replicas == 1 and not event.drop_database_on_delete and dict(event.settings) == {}
@@ -172,7 +170,10 @@ RULES = [
         "nested under /a",
     ),
     ({"events": [{"name": "a", "path": "/a", "replicas": 0}]}, "events[0].replicas", "at least 1"),
-    ({"events": [{"name": "a", "path": "/a", "port": 5432}]}, "events[0].port", "free port"),
+    ({"events": [{"name": "a", "path": "/a", "port": 5432}]}, "events[0].port", "next one"),
+    # The next port is the event's too.
+    ({"events": [{"name": "a", "path": "/a", "port": 5431}]}, "events[0].port", "next one"),
+    ({"events": [{"name": "a", "path": "/a", "port": 65535}]}, "events[0].port", "to 65534"),
     (
         {"events": [{"name": "a", "path": "/a", "uploadLimitMb": 0}]},
         "events[0].uploadLimitMb",
@@ -184,9 +185,9 @@ RULES = [
         "whole number of megabytes",
     ),
     (
-        {"events": [{"name": "a", "path": "/a", "replicas": 2}], "publishMode": "host"},
+        {"events": [{"name": "a", "path": "/a", "replicas": 2}]},
         "events[0].replicas",
-        "set replicas 1, or publishMode ingress",
+        "set at most 1; to use more cores of this server, set the event's GUNICORN_WORKERS",
     ),
     (
         {"events": [{"name": "a", "path": "/a", "settings": {"DB_PASSWORD_FILE": "/x"}}]},
@@ -202,6 +203,16 @@ RULES = [
         },
         "events[b].port",
         "explicit port",
+    ),
+    (
+        {
+            "events": [
+                {"name": "a", "path": "/a", "port": 21000},
+                {"name": "b", "path": "/b", "port": 21001},
+            ]
+        },
+        "events[b].port",
+        "at least 2 apart",
     ),
     ({"events": [{"name": "a", "path": "/a", "colour": "red"}]}, "events[0].colour", "remove it"),
     (
@@ -229,7 +240,7 @@ RULES = [
     ({"registry": {"server": "ghcr.io", "username": "x"}}, "registry.repository", "missing"),
     ({"postgresVolumeGb": "-1"}, "postgresVolumeGb", "whole number"),
     ({"reservedIp": "yes"}, "reservedIp", "true or false"),
-    ({"publishMode": "bridge"}, "publishMode", "ingress, host"),
+    ({"publishMode": "host"}, "publishMode", "no longer used, every event now publishes"),
     ({"host": "198.51.100.7"}, "host", "not used with target 'digitalocean'"),
     ({"dropletsize": "s-2vcpu-4gb"}, "dropletsize", "unknown key"),
     # Docker 26, which the host steps need, comes with Debian 13.

@@ -122,8 +122,13 @@ def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserCo
         document = yaml.safe_load(stack["STACK_TEXT"])
         web = document["services"]["web"]
         environment = web["environment"]
+        nginx = params(run.named(f"{event}-nginx").inputs)
+        # No port of one event's pair is the other's.
+        for port in stack["PORTS"].split():
+            assert port not in seen.setdefault("port", set()), f"port {port} shared"
+            seen["port"].add(port)
         values = {
-            "port": str(web["ports"][0]["published"]),
+            "ports": stack["PORTS"],
             "database": environment["DB_NAME"],
             "role": environment["DB_USER"],
             # The site derives its cookie paths and names from its prefix.
@@ -131,7 +136,8 @@ def test_events_share_no_port_database_secret_file_or_prefix(prod_config: UserCo
             "stack file": stack["STACK_FILE"],
             "service": stack["SERVICE"],
             "network": document["networks"]["default"]["name"],
-            "location file": params(run.named(f"{event}-nginx").inputs)["LOCATION_FILE"],
+            "nginx files": params(run.named(f"{event}-nginx").inputs)["FILE_NAME"],
+            "upstream": re.search(r"upstream (\S+) ", nginx["UPSTREAM_TEXT"])[1],
             "static dir": params(run.named(f"{event}-static").inputs)["STATIC_DIR"],
         }
         values |= {f"secret {k}": v["name"] for k, v in document["secrets"].items()}
@@ -292,15 +298,15 @@ def test_without_a_domain_the_site_answers_to_the_servers_address(existing_confi
     assert run.exports["eventUrls"]["event2"] == "http://198.51.100.7/event2/"
 
 
-def test_publish_mode_reaches_the_stack(existing_config: UserConfig):
-    one_replica_each = [
-        {"name": "event1", "path": "/event1"},
-        {"name": "event2", "path": "/event2"},
-    ]
-    run = existing_config.with_(publishMode="host", events=one_replica_each).run()
-    stack = params(run.named("event1-stack").inputs)
-    port = yaml.safe_load(stack["STACK_TEXT"])["services"]["web"]["ports"][0]
-    assert port["mode"] == "host"
+def test_an_event_alternates_between_its_port_and_the_next_one_which_nginx_both_knows(
+    existing_config: UserConfig,
+):
+    events = [{"name": "event1", "path": "/event1", "port": 24000}, {"name": "e2", "path": "/e2"}]
+    run = existing_config.with_(events=events).run()
+    assert params(run.named("event1-stack").inputs)["PORTS"] == "24000 24001"
+    upstream = params(run.named("event1-nginx").inputs)["UPSTREAM_TEXT"]
+    # The server's own address on docker_gwbridge (swarmSubnet's first), not 127.0.0.1.
+    assert re.findall(r"server (\S+) ", upstream) == ["172.20.0.1:24000", "172.20.0.1:24001"]
 
 
 def test_teardown_removes_everything_but_keeps_the_database(prod_config: UserConfig):
@@ -329,14 +335,17 @@ def test_location_files_are_named_by_path_and_owned_by_their_event(existing_conf
         delete = params(run.named(f"{event}-nginx").inputs, "delete")
         # Each file starts with its owner's line, the line by which the scripts find it again.
         assert create["LOCATION_TEXT"].splitlines()[0] == create["OWNER_LINE"]
-        assert delete == {k: create[k] for k in ("EVENT", "LOCATIONS_DIR", "OWNER_LINE")}
+        assert create["UPSTREAM_TEXT"].splitlines()[0] == create["OWNER_LINE"]
+        owner = ("EVENT", "LOCATIONS_DIR", "UPSTREAMS_DIR", "OWNER_LINE")
+        assert delete == {k: create[k] for k in owner}
         assert event in create["OWNER_LINE"]
-        files[event] = create["LOCATION_FILE"]
-    assert files == {
-        "event1": f"{layout.NGINX_LOCATIONS_DIR}/camp_2027.conf",
-        # The file event2 wrote at /event2: event2b takes it over instead of adding a duplicate.
-        "event2b": f"{layout.NGINX_LOCATIONS_DIR}/event2.conf",
-    }
+        files[event] = create["FILE_NAME"]
+    assert (create["LOCATIONS_DIR"], create["UPSTREAMS_DIR"]) == (
+        layout.NGINX_LOCATIONS_DIR,
+        layout.NGINX_UPSTREAMS_DIR,
+    )
+    # The files event2 wrote at /event2: event2b takes them over instead of adding duplicates.
+    assert files == {"event1": "camp_2027.conf", "event2b": "event2.conf"}
 
 
 def test_drop_database_on_delete_is_a_per_event_decision(existing_config: UserConfig):

@@ -44,10 +44,12 @@ def with_event(config: UserConfig, name: str, **changes) -> UserConfig:
     return config.with_(events=events)
 
 
-def test_replicas_of_one_event_change_only_its_stack(existing_config: UserConfig, preview: bool):
+def test_the_upload_limit_of_one_event_changes_only_its_nginx_step(
+    existing_config: UserConfig, preview: bool
+):
     before = existing_config.run(preview=preview)
-    after = with_event(existing_config, "event2", replicas=3).run(preview=preview)
-    assert_only_changed(before, after, {"event2-stack"}, preview)
+    after = with_event(existing_config, "event2", uploadLimitMb=64).run(preview=preview)
+    assert_only_changed(before, after, {"event2-nginx"}, preview)
 
 
 def test_settings_of_one_event_change_only_its_release(existing_config: UserConfig, preview: bool):

@@ -180,7 +180,7 @@ def serve(tmp_path, backend):
             tmp_path,
             render_host.nginx_site(domain, tls),
             {"event1": location},
-            domain if tls else None,
+            domain=domain if tls else None,
         )
         started.append(nginx)
         return nginx
@@ -249,12 +249,15 @@ def test_tls_keeps_hsts_on_uploaded_files_whose_location_sets_its_own_headers(tm
     media.mkdir(parents=True)
     (media / "logo.txt").write_text("logo")
     location = render_event.nginx_location(
-        "event1", "/event1", backend, f"{tmp_path}/static/", f"{media}/", 20, f"{tmp_path}/flag"
+        "event1", "/event1", f"{tmp_path}/static/", f"{media}/", 20, f"{tmp_path}/flag"
     )
     nginx = RealNginx(
-        tmp_path, render_host.nginx_site("ieee.example.org", True), {"event1": location},
-        "ieee.example.org",
-    )  # fmt: skip
+        tmp_path,
+        render_host.nginx_site("ieee.example.org", True),
+        {"event1": location},
+        {"event1": render_event.nginx_upstream("event1", ("127.0.0.1",), [backend])},
+        domain="ieee.example.org",
+    )
     try:
         response = requests.get(
             f"https://127.0.0.1:{nginx.https_port}/event1/media/logo.txt",

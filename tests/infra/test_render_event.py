@@ -13,6 +13,7 @@ from threading import Thread
 
 import pytest
 import yaml
+from conftest import free_port
 from real_nginx import RealNginx
 
 import render_event
@@ -24,13 +25,11 @@ DIGEST_REF = "ghcr.io/ieee-branch/hits@sha256:" + "ab" * 32
 SPEC = SiteSpec(
     event="event1",
     path="/event1",
-    port=21001,
     replicas=2,
     image=DIGEST_REF,
     db_host="172.20.0.1",
     public_host="ieee.example.org",
     tls=True,
-    publish_mode="ingress",
     secrets=render_event.EventSecrets(
         secret_key="event1_secret_key_0123456789ab",
         db_password="event1_db_password_ba9876543210",
@@ -44,17 +43,29 @@ def web_service(spec: SiteSpec) -> dict:
     return yaml.safe_load(render_event.stack_file(spec))["services"]["web"]
 
 
-def test_stack_pins_the_image_by_digest_and_publishes_the_events_port():
+def test_stack_pins_the_image_by_digest_and_publishes_the_port_event_stack_sh_chooses():
     document = yaml.safe_load(render_event.stack_file(SPEC))
     web = document["services"]["web"]
     assert list(document["services"]) == ["web"]
     # The network the migration job used before the stack existed; no other network.
     assert document["networks"] == {"default": {"external": True, "name": "event1_backend"}}
     assert web["image"] == DIGEST_REF
+    # Host mode (no routing mesh: no IPVS), no virtual IP; the port is docker stack deploy's
+    # to fill in from the variable that event_stack.sh sets.
     assert web["ports"] == [
-        {"target": 8000, "published": 21001, "protocol": "tcp", "mode": "ingress"}
+        {"target": 8000, "published": "${DJANGO_SWARM_PORT}", "protocol": "tcp", "mode": "host"}
     ]
+    assert web["deploy"]["endpoint_mode"] == "dnsrr"
     assert web["deploy"]["replicas"] == 2
+    script = (Path(render_event.__file__).parent / "scripts" / "event_stack.sh").read_text()
+    assert "DJANGO_SWARM_PORT=$port timeout" in script
+
+
+def test_stack_keeps_a_dollar_in_a_setting_from_docker_stack_deploys_substitution():
+    spec = replace(SPEC, settings={"GREETING": "costs $5 or ${PRICE}"})
+    text = render_event.stack_file(spec)
+    assert "costs $$5 or $${PRICE}" in text
+    assert text.count("${") == text.count("$${") + 1  # the port's variable only
 
 
 def test_stack_rolls_out_start_first_and_rolls_back_on_failure():
@@ -67,15 +78,6 @@ def test_stack_rolls_out_start_first_and_rolls_back_on_failure():
     restart = deploy["restart_policy"]
     assert restart["delay"] == "5s" and restart["max_attempts"] == 5
     assert deploy["resources"]["limits"]["memory"] == "256M"
-
-
-def test_host_publish_mode_stops_the_old_task_first_and_needs_no_virtual_ip():
-    web = web_service(replace(SPEC, publish_mode="host"))
-    assert web["ports"][0]["mode"] == "host"
-    assert web["deploy"]["update_config"]["order"] == "stop-first"
-    assert web["deploy"]["rollback_config"]["order"] == "stop-first"
-    assert web["deploy"]["endpoint_mode"] == "dnsrr"
-    assert web_service(SPEC)["deploy"]["endpoint_mode"] == "vip"
 
 
 def test_stack_health_check_probes_the_site_and_logs_rotate():
@@ -142,10 +144,10 @@ UPLOAD_LIMIT_MB = 2
 
 
 def test_nginx_location_text():
-    text = render_event.nginx_location("event1", "/event1", 21001, STATIC, MEDIA, 20, FLAG)
+    text = render_event.nginx_location("event1", "/event1", STATIC, MEDIA, 20, FLAG)
     assert "location /event1/static/ {\n    alias /srv/django-swarm/event1/static/;" in text
     # proxy_pass with a URI ("/"): Nginx replaces the location prefix, the site sees "/...".
-    assert "    proxy_pass http://127.0.0.1:21001/;" in text
+    assert "    proxy_pass http://django_swarm_event1/;" in text
     assert "location = /event1 {" in text and "return 301 /event1/;" in text
     # Any proxy_set_header, or an add_header outside the media location, would silently drop
     # the server block's ones.
@@ -160,7 +162,7 @@ def test_nginx_location_refuses_an_alias_without_trailing_slash(directory):
     dirs = {"static_dir": STATIC, "media_dir": MEDIA, f"{directory}_dir": "/srv/x"}
     with pytest.raises(ValueError, match="must end with '/'"):
         render_event.nginx_location(
-            "event1", "/event1", 21001, upload_limit_mb=20, maintenance_flag=FLAG, **dirs
+            "event1", "/event1", upload_limit_mb=20, maintenance_flag=FLAG, **dirs
         )
 
 
@@ -171,14 +173,23 @@ class EchoHandler(BaseHTTPRequestHandler):
     """Answers with the path and headers it received, like a site that shows what Nginx sent."""
 
     def do_GET(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        received = self.rfile.read(length).decode() if length else None
         body = json.dumps(
-            {"site": self.server.server_port, "path": self.path, "headers": dict(self.headers)}
+            {
+                "site": self.server.server_port,
+                "path": self.path,
+                "headers": dict(self.headers),
+                "body": received,
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET
 
     def log_message(self, *args):
         pass
@@ -196,9 +207,21 @@ def echo_sites() -> Iterator[dict[str, int]]:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, echo_sites: dict[str, int]) -> Iterator[tuple[int, Path]]:
-    """Nginx on a loopback port serving event1 (/event1) and event2 (/2025/event2)."""
-    locations = {}
+def refusing_port() -> int:
+    """A loopback port nothing listens on: a connection to it is refused."""
+    return free_port()
+
+
+@pytest.fixture
+def nginx(
+    tmp_path: Path, echo_sites: dict[str, int], refusing_port: int
+) -> Iterator[tuple[int, Path]]:
+    """Nginx on a loopback port serving event1 (/event1) and event2 (/2025/event2).
+
+    Each event's upstream is its site's port and a port that refuses connections, in either
+    order, as during and after a rollout (one of an event's two ports is free).
+    """
+    locations, upstreams = {}, {}
     static_root = tmp_path / "srv"
     for event, path, site in (("event1", "/event1", "e1"), ("event2", "/2025/event2", "e2")):
         static_dir = static_root / event / "static"
@@ -208,16 +231,19 @@ def nginx(tmp_path: Path, echo_sites: dict[str, int]) -> Iterator[tuple[int, Pat
         media_dir = static_root / "media" / event
         (media_dir / "attachments").mkdir(parents=True)
         (media_dir / "attachments" / "page.html").write_text(f"<script>alert('{event}')</script>")
+        ports = [echo_sites[site], refusing_port]
+        upstreams[event] = render_event.nginx_upstream(
+            event, ("127.0.0.1",), ports if event == "event1" else ports[::-1]
+        )
         locations[event] = render_event.nginx_location(
             event,
             path,
-            echo_sites[site],
             f"{static_dir}/",
             f"{media_dir}/",
             UPLOAD_LIMIT_MB,
             f"{tmp_path}/maintenance/{event}",
         )
-    server = RealNginx(tmp_path, render_host.nginx_site(None, tls=False), locations)
+    server = RealNginx(tmp_path, render_host.nginx_site(None, tls=False), locations, upstreams)
     yield server.http_port, tmp_path
     server.stop()
 
@@ -245,6 +271,30 @@ def test_nginx_strips_the_prefix_and_forwards_the_headers(nginx, echo_sites):
     assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
 
 
+def test_nginx_upstream_lists_both_ports_of_every_node():
+    text = render_event.nginx_upstream("event1", ("10.0.0.2", "10.0.0.3"), range(21000, 21002))
+    assert text.startswith(render_event.nginx_location_owner("event1") + "\nupstream ")
+    servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=1s;", text)
+    assert servers == ["10.0.0.2:21000", "10.0.0.2:21001", "10.0.0.3:21000", "10.0.0.3:21001"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_nginx_sends_what_one_port_refuses_to_the_other(nginx, echo_sites, method):
+    """Every request is answered by the port that listens, whichever of the two it is, a POST
+    with its body too: a refused connection never reached the site, so Nginx retries it."""
+    port, _ = nginx
+    for path, site in (("/event1/form", "e1"), ("/2025/event2/form", "e2")):
+        for i in range(6):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request(method, path, body=f"visit {i}" if method == "POST" else None)
+            response = connection.getresponse()
+            seen = json.loads(response.read())
+            connection.close()
+            assert response.status == 200
+            assert seen["site"] == echo_sites[site]
+            assert seen["body"] == (f"visit {i}" if method == "POST" else None)
+
+
 def test_nginx_routes_each_prefix_to_its_own_site(nginx, echo_sites):
     port, _ = nginx
     status, _, body = get(port, "/2025/event2/")
@@ -253,6 +303,7 @@ def test_nginx_routes_each_prefix_to_its_own_site(nginx, echo_sites):
         "site": echo_sites["e2"],
         "path": "/",
         "headers": None,
+        "body": None,
     }
 
 

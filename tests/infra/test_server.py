@@ -80,7 +80,10 @@ def test_firewall_opens_only_ssh_and_web_to_the_outside(prod_config, preview):
     inside = {
         (r["protocol"], r["portRange"]) for r in inbound if r["sourceAddresses"] == [vpc_range]
     }
-    app_ports = {("tcp", str(config.default_port(e["name"]))) for e in prod_config.values["events"]}
+    app_ports = {
+        ("tcp", f"{config.default_port(e['name'])}-{config.default_port(e['name']) + 1}")
+        for e in prod_config.values["events"]
+    }
     swarm_ports = {("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789")}
     assert inside == swarm_ports | app_ports
     assert {r["protocol"] for r in outbound} == {"tcp", "udp", "icmp"}

@@ -5,8 +5,8 @@ first converge (1), static files, admin and cookies (2), no-change and forced re
 PostgreSQL's exposure (9), a code change under load (4), a broken release (5), a reboot (6),
 a third event added and removed (7), secrets nowhere (8), memory figures, and teardown.
 
-Publish mode: `host` (this machine's kernel has no IPVS, so the routing mesh cannot work here);
-production uses `ingress`. This is the one difference from a droplet.
+Events publish host-mode ports on alternating ports, as in production (no routing mesh: this
+machine's kernel has no IPVS, and production does not use it either).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
+import config
 import layout
 from remote_script import render_script
 from tests.rehearsal import figures
@@ -111,7 +112,6 @@ class Story:
             },
             "registryPassword": self.box.registry_password,
             "baseImage": self.base_image,
-            "publishMode": "host",
             "events": self.events,
             # Only while event1 exists: a secret of an unknown event is a config error.
             "eventSecrets": {
@@ -461,6 +461,7 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
            "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
     old_digest = story.converges[-1].program.exports["imageDigest"]
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+    ports_before = {event: published_port(story.box, event) for event in ("event1", "event2")}
     load = SteadyLoad(story, ["/event1/", "/event2/"])
     load.start()
     story.base_image = NEXT_BASE_IMAGE
@@ -470,9 +471,14 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
         load.stop()
     figures.record("code-change converge (new image, 2 events)", f"{result.seconds:.0f} s")
     figures.record(
-        "failed requests during that rollout (publish mode host)",
-        f"{load.failed} of {load.total}",
+        "failed requests during that rollout (one server)", f"{load.failed} of {load.total}"
     )
+    # The new release started beside the old one, on the event's other port.
+    for event, before in ports_before.items():
+        configured = next(e for e in story.events if e["name"] == event).get("port")
+        pair = set(config.event_ports(configured or config.default_port(event)))
+        assert {before, published_port(story.box, event)} == pair
+    assert load.failed == 0, f"{load.failed} of {load.total} requests failed during the rollout"
     new_digest = result.program.exports["imageDigest"]
     assert new_digest != old_digest and len(result.cloud.builds) == 1
     order = executed(result)
@@ -485,6 +491,17 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
     for path, before in counts.items():
         assert story.hits(path) >= before + load.ok_by_path[path] + 1
     story.assert_uploads_served()  # the new tasks mount the same files
+
+
+def published_port(box: Box, event: str) -> int:
+    """The port the event's live release publishes on the server."""
+    return int(
+        box.check(
+            "docker service inspect --format"
+            " '{{range .Spec.EndpointSpec.Ports}}{{.PublishedPort}}{{end}}' "
+            + layout.service_name(event)
+        )
+    )
 
 
 class SteadyLoad(threading.Thread):
@@ -520,11 +537,18 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
     good = story.containers("event1")
     count = story.hits("/event1/")
     story.events[0]["settings"] = BROKEN_SETTINGS
+    load = SteadyLoad(story, ["/event1/"])
+    load.start()
     try:
         with pytest.raises(Exception) as failure:
             story.converge()
     finally:
         del story.events[0]["settings"]
+        load.stop()
+    figures.record(
+        "failed requests during a failed release and its rollback", f"{load.failed} of {load.total}"
+    )
+    assert load.failed == 0, f"{load.failed} of {load.total} requests failed"
     # What the user reads first, in the provider's words: the step, then the reason (item 12),
     # not the whole script quoted on one line.
     message = str(failure.value)
@@ -536,9 +560,9 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
         for line in first_lines[1:]
     ), message
     assert set(story.containers("event1").values()) == set(good.values())
-    assert story.hits("/event1/") == count + 1
+    assert story.hits("/event1/") == count + load.ok_by_path["/event1/"] + 1
     story.converge()  # the fixed config converges again
-    assert story.hits("/event1/") == count + 2
+    assert story.hits("/event1/") == count + load.ok_by_path["/event1/"] + 2
 
 
 def run_static_step(story: Story, image: str, release: str) -> None:
@@ -639,7 +663,7 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     assert removed.deleted and all("::event3-" in key for key in removed.deleted)
     assert {action for _, action in executed(removed)} == {"delete"}
     assert "event3" not in box.check("docker stack ls --format '{{.Name}}'").split()
-    assert box.ssh("test -e /etc/nginx/django-swarm.d/event3.conf").status == 1
+    assert "event3.conf" not in location_files(box)
     assert box.ssh("test -e /srv/django-swarm/event3").status == 1
     assert requests.get(story.url("/event3/"), timeout=10).status_code == 404
     databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
@@ -650,12 +674,17 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
 
 
 def location_files(box: Box) -> dict[str, str]:
-    """Nginx location files of the events: file name -> its first line (the owning event)."""
-    listing = box.check(
-        "for f in /etc/nginx/django-swarm.d/*.conf; do"
-        ' printf "%s\\t%s\\n" "${f##*/}" "$(head -n 1 "$f")"; done'
-    )
-    return dict(line.split("\t", 1) for line in listing.splitlines())
+    """Nginx location files of the events: file name -> its first line (the owning event).
+    Each has an upstream file of the same name and owner."""
+    owners = {}
+    for directory in (layout.NGINX_LOCATIONS_DIR, layout.NGINX_UPSTREAMS_DIR):
+        listing = box.check(
+            f"for f in {directory}/*.conf; do"
+            ' printf "%s\\t%s\\n" "${f##*/}" "$(head -n 1 "$f")"; done'
+        )
+        owners[directory] = dict(line.split("\t", 1) for line in listing.splitlines())
+    assert owners[layout.NGINX_LOCATIONS_DIR] == owners[layout.NGINX_UPSTREAMS_DIR], owners
+    return owners[layout.NGINX_LOCATIONS_DIR]
 
 
 def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story):
@@ -952,7 +981,8 @@ def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
     assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
     left = box.check("docker ps -a --format '{{.Names}} {{.Image}} {{.Status}} {{.Labels}}'")
     assert left == "", f"containers left after destroy:\n{left}"
-    assert box.ssh("ls /etc/nginx/django-swarm.d/*.conf").status != 0
+    for directory in (layout.NGINX_LOCATIONS_DIR, layout.NGINX_UPSTREAMS_DIR):
+        assert box.ssh(f"ls {directory}/*.conf").status != 0
     assert box.ssh("test -L /etc/nginx/sites-enabled/default").status == 0
     response = requests.get(story.url("/event1/"), timeout=10)
     assert response.status_code != 200 or "hits" not in response.text
