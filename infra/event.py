@@ -303,6 +303,9 @@ class EventSite(pulumi.ComponentResource):
         self, spec: pulumi.Output[render_event.SiteSpec], after: list[pulumi.Resource]
     ) -> remote.Command:
         event = self._event.name
+        ports = event_ports(self._event.port)
+        # The tasks' ports on this server's address on docker_gwbridge.
+        nodes = (self._args.stack.swarm_gateway,)
         return self._step(
             "stack",
             after,
@@ -315,7 +318,13 @@ class EventSite(pulumi.ComponentResource):
                         "STACK_FILE": layout.stack_file(event),
                         "STACK_TEXT": render_event.stack_file(site),
                         # Each release publishes the one the live release does not hold.
-                        "PORTS": " ".join(map(str, event_ports(self._event.port))),
+                        "PORTS": " ".join(map(str, ports)),
+                        # Nginx's servers of the event once a release is live on either port.
+                        "SERVERS_FILE": layout.nginx_servers_file(event),
+                        "SERVERS_FIRST": render_event.nginx_upstream_servers(nodes, *ports),
+                        "SERVERS_SECOND": render_event.nginx_upstream_servers(
+                            nodes, *reversed(ports)
+                        ),
                         "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
                         # Every current secret, the migration job's admin password included.
                         "SECRETS_IN_USE": " ".join(site.secrets.names()),
@@ -327,6 +336,7 @@ class EventSite(pulumi.ComponentResource):
                 {
                     "EVENT": event,
                     "STACK_FILE": layout.stack_file(event),
+                    "SERVERS_FILE": layout.nginx_servers_file(event),
                     "REMOVE_TIMEOUT": REMOVE_TIMEOUT_SECONDS,
                 },
             ),
@@ -348,10 +358,7 @@ class EventSite(pulumi.ComponentResource):
                 {
                     **owner,
                     "FILE_NAME": layout.nginx_file_name(event.path),
-                    # The tasks' ports on this server's address on docker_gwbridge.
-                    "UPSTREAM_TEXT": render_event.nginx_upstream(
-                        event.name, (self._args.stack.swarm_gateway,), event_ports(event.port)
-                    ),
+                    "UPSTREAM_TEXT": render_event.nginx_upstream(event.name),
                     "LOCATION_TEXT": render_event.nginx_location(
                         event.name,
                         event.path,

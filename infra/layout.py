@@ -21,8 +21,10 @@ TOOLS_DIR = "/usr/local/sbin"
 NGINX_SITE = "/etc/nginx/sites-available/django-swarm"
 NGINX_SITE_ENABLED = "/etc/nginx/sites-enabled/django-swarm"
 NGINX_LOCATIONS_DIR = "/etc/nginx/django-swarm.d"
-# The events' upstreams (the ports their tasks publish), included at Nginx's http level.
+# The events' upstreams, included at Nginx's http level; each includes its event's servers file
+# (NGINX_SERVERS_DIR), which says which of the event's ports is live (event_stack.sh writes it).
 NGINX_UPSTREAMS_DIR = "/etc/nginx/django-swarm-upstreams.d"
+NGINX_SERVERS_DIR = f"{ETC_DIR}/nginx-servers"
 
 
 def event_dir(event: str) -> str:
@@ -58,12 +60,8 @@ def nginx_file_name(path: str) -> str:
     return f"{'_'.join(path.strip('/').split('/'))}.conf"
 
 
-def nginx_location_file(path: str) -> str:
-    return f"{NGINX_LOCATIONS_DIR}/{nginx_file_name(path)}"
-
-
-def nginx_upstream_file(path: str) -> str:
-    return f"{NGINX_UPSTREAMS_DIR}/{nginx_file_name(path)}"
+def nginx_servers_file(event: str) -> str:
+    return f"{NGINX_SERVERS_DIR}/{event}.conf"
 
 
 def stack_file(event: str) -> str:

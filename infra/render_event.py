@@ -261,30 +261,37 @@ def upstream_name(event: str) -> str:
     return f"django_swarm_{event}"
 
 
-def nginx_upstream(event: str, nodes: tuple[str, ...], ports: range) -> str:
-    """The Nginx upstream of one event: both of its ports, on every node that may run its tasks.
+def nginx_upstream(event: str) -> str:
+    """The Nginx upstream of one event. Its servers come from the event's servers file
+    (``nginx_upstream_servers``), which ``event_stack.sh`` rewrites when a release goes live."""
+    return f"""\
+{nginx_location_owner(event)}
+upstream {upstream_name(event)} {{
+    include {layout.nginx_servers_file(event)};
+}}
+"""
 
-    The live release holds one port of a node and a rollout's new release the other, so one of
-    them refuses connections. Nginx sends a request that meets a refused connection to the next
-    server (``proxy_next_upstream``'s default ``error``; the request was not sent, so this holds
-    for a POST too) and then skips the refusing server for a second (``max_fails``,
-    ``fail_timeout``): one failed connection a second, not one a request.
+
+def nginx_upstream_servers(nodes: tuple[str, ...], live_port: int, other_port: int) -> str:
+    """The servers of an event's upstream while ``live_port`` is the live release's port.
+
+    Every node's live port serves; its other port is a ``backup``, tried only when no live port
+    answers. During a rollout that is where the new release starts (start-first), so when the
+    old tasks stop, a request that meets their refused port goes to the new ones at once: the
+    request was not sent, so Nginx retries it whatever its method (``proxy_next_upstream``'s
+    default ``error``). The refused port is then skipped for a second (``max_fails``,
+    ``fail_timeout``) until ``event_stack.sh`` makes the new port the live one. Outside a
+    rollout the backup port is never tried, so Nginx logs no refused connection.
 
     ``nodes`` are addresses of the servers, not 127.0.0.1: a connection to a node's own address
     reaches the task through Docker's NAT rule, which exists only while the task does, so it is
     refused as soon as the task is gone. On 127.0.0.1, Docker's userland proxy would accept it
     first and close it only after Nginx sent the request, which Nginx retries only for GET.
     """
-    servers = "".join(
-        f"    server {node}:{port} max_fails=1 fail_timeout=1s;\n"
-        for node in nodes
-        for port in ports
-    )
-    return f"""\
-{nginx_location_owner(event)}
-upstream {upstream_name(event)} {{
-{servers}}}
-"""
+    live = [f"server {node}:{live_port} max_fails=1 fail_timeout=1s;" for node in nodes]
+    # Never marked failed: while a live port is skipped, its request still tries the backups.
+    backup = [f"server {node}:{other_port} backup max_fails=0;" for node in nodes]
+    return "".join(f"{line}\n" for line in live + backup)
 
 
 def nginx_location(

@@ -7,11 +7,14 @@
 # so its tasks start beside the old ones (render_event.stack_file); the release that is live
 # deployed again (a re-run) keeps its port, so nothing rolls. STACK_FILE holds the text last
 # deployed successfully; the one being deployed waits beside it until it is live.
+# Once a release is live, Nginx's servers of the event (SERVERS_FILE, included by its upstream)
+# make its port the one Nginx uses and the other the backup (SERVERS_FIRST when the first of
+# PORTS is live, SERVERS_SECOND otherwise).
 # Parameters: EVENT, SERVICE, STACK_FILE, STACK_TEXT, DEPLOY_TIMEOUT, SECRETS_IN_USE (names,
-# spaces), PORTS (two, a space between).
+# spaces), PORTS (two, a space between), SERVERS_FILE, SERVERS_FIRST, SERVERS_SECOND.
 set -euo pipefail
 : "${EVENT:?}" "${SERVICE:?}" "${STACK_FILE:?}" "${STACK_TEXT:?}" "${DEPLOY_TIMEOUT:?}" \
-  "${SECRETS_IN_USE:?}" "${PORTS:?}"
+  "${SECRETS_IN_USE:?}" "${PORTS:?}" "${SERVERS_FILE:?}" "${SERVERS_FIRST:?}" "${SERVERS_SECOND:?}"
 
 install -d -m 700 "${STACK_FILE%/*}"
 (umask 077 && printf '%s' "$STACK_TEXT" >"$STACK_FILE.new")
@@ -79,6 +82,22 @@ elif ((status != 0)); then
   fail "docker stack deploy failed (exit ${status})"
 fi
 mv -f "$STACK_FILE.new" "$STACK_FILE"
+
+if [[ $port == "$first_port" ]]; then servers=$SERVERS_FIRST; else servers=$SERVERS_SECOND; fi
+install -d -m 755 "${SERVERS_FILE%/*}"
+printf '%s' "$servers" >"$SERVERS_FILE.new"
+if cmp -s "$SERVERS_FILE.new" "$SERVERS_FILE"; then
+  rm -f "$SERVERS_FILE.new"
+else
+  # One Nginx change at a time (event_nginx.sh takes the same lock).
+  exec {lock}>/run/lock/django-swarm-nginx.lock
+  flock --timeout 120 "$lock"
+  chmod 644 "$SERVERS_FILE.new"
+  mv -f "$SERVERS_FILE.new" "$SERVERS_FILE"
+  nginx -t -q
+  reload_nginx
+  log "Nginx sends $EVENT's requests to port $port"
+fi
 
 for name in $(docker secret ls --format '{{.Name}}' --filter "label=django-swarm.event=$EVENT"); do
   if [[ " $SECRETS_IN_USE " != *" $name "* ]]; then

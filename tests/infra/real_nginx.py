@@ -1,8 +1,8 @@
 """The rendered Nginx site (render_host.nginx_site) under a real nginx, on loopback ports.
 
 The site is served as rendered, except for what must move for a test: its listen ports (to free
-loopback ports), its locations and upstreams directories (to temp directories with the given
-files) and, with TLS, its certificate (a self-signed one for the domain).
+loopback ports), its locations, upstreams and servers directories (to temp directories with the
+given files) and, with TLS, its certificate (a self-signed one for the domain).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def self_signed(directory: Path, domain: str) -> None:
 
 
 class RealNginx:
-    """``site`` with ``locations`` and ``upstreams`` (event name -> file text), served until
-    stop()."""
+    """``site`` with ``locations``, ``upstreams`` and ``servers`` (event name -> file text),
+    served until stop()."""
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class RealNginx:
         site: str,
         locations: Mapping[str, str],
         upstreams: Mapping[str, str] | None = None,
+        servers: Mapping[str, str] | None = None,
         domain: str | None = None,
     ):
         dirs = {"locations": layout.NGINX_LOCATIONS_DIR, "upstreams": layout.NGINX_UPSTREAMS_DIR}
@@ -65,11 +66,21 @@ class RealNginx:
         site = site.replace("listen 80 ", f"listen 127.0.0.1:{self.http_port} ").replace(
             "listen 443 ", f"listen 127.0.0.1:{self.https_port} "
         )
-        for name, files in (("locations", locations), ("upstreams", upstreams or {})):
+        # Upstream files name their servers files by their place on the server.
+        upstreams = {
+            event: text.replace(f"{layout.NGINX_SERVERS_DIR}/", f"{tmp / 'servers'}/")
+            for event, text in (upstreams or {}).items()
+        }
+        for name, files in (
+            ("locations", locations),
+            ("upstreams", upstreams),
+            ("servers", servers or {}),
+        ):
             (tmp / name).mkdir()
             for event, text in files.items():
                 (tmp / name / f"{event}.conf").write_text(text)
-            site = site.replace(f"{dirs[name]}/", f"{tmp / name}/")
+            if name in dirs:
+                site = site.replace(f"{dirs[name]}/", f"{tmp / name}/")
         if domain:
             certs = tmp / "certs"
             certs.mkdir()

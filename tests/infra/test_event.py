@@ -303,10 +303,20 @@ def test_an_event_alternates_between_its_port_and_the_next_one_which_nginx_both_
 ):
     events = [{"name": "event1", "path": "/event1", "port": 24000}, {"name": "e2", "path": "/e2"}]
     run = existing_config.with_(events=events).run()
-    assert params(run.named("event1-stack").inputs)["PORTS"] == "24000 24001"
+    stack = params(run.named("event1-stack").inputs)
+    assert stack["PORTS"] == "24000 24001"
+    # The server's own address on docker_gwbridge (swarmSubnet's first), not 127.0.0.1: the live
+    # port first, the other its backup.
+    for live, other, text in (
+        ("24000", "24001", stack["SERVERS_FIRST"]),
+        ("24001", "24000", stack["SERVERS_SECOND"]),
+    ):
+        assert re.findall(r"server (\S+)", text) == [f"172.20.0.1:{live}", f"172.20.0.1:{other}"]
+        assert text.splitlines()[1].endswith(" backup max_fails=0;")
     upstream = params(run.named("event1-nginx").inputs)["UPSTREAM_TEXT"]
-    # The server's own address on docker_gwbridge (swarmSubnet's first), not 127.0.0.1.
-    assert re.findall(r"server (\S+) ", upstream) == ["172.20.0.1:24000", "172.20.0.1:24001"]
+    assert f"include {stack['SERVERS_FILE']};" in upstream
+    delete = params(run.named("event1-stack").inputs, "delete")
+    assert delete["SERVERS_FILE"] == stack["SERVERS_FILE"] == layout.nginx_servers_file("event1")
 
 
 def test_teardown_removes_everything_but_keeps_the_database(prod_config: UserConfig):

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 import requests
-from conftest import script_params, step_program, step_secrets
+from conftest import free_port, script_params, step_program, step_secrets
 from real_nginx import RealNginx
 
 import layout
@@ -255,7 +255,8 @@ def test_tls_keeps_hsts_on_uploaded_files_whose_location_sets_its_own_headers(tm
         tmp_path,
         render_host.nginx_site("ieee.example.org", True),
         {"event1": location},
-        {"event1": render_event.nginx_upstream("event1", ("127.0.0.1",), [backend])},
+        {"event1": render_event.nginx_upstream("event1")},
+        {"event1": render_event.nginx_upstream_servers(("127.0.0.1",), backend, free_port())},
         domain="ieee.example.org",
     )
     try:

@@ -218,10 +218,11 @@ def nginx(
 ) -> Iterator[tuple[int, Path]]:
     """Nginx on a loopback port serving event1 (/event1) and event2 (/2025/event2).
 
-    Each event's upstream is its site's port and a port that refuses connections, in either
-    order, as during and after a rollout (one of an event's two ports is free).
+    Each event's upstream has its site's port and a port that refuses connections: event1's
+    live port refuses, as during a rollout once the old tasks stopped (its site is on the backup
+    port, where the new release started); event2's backup port refuses, as between rollouts.
     """
-    locations, upstreams = {}, {}
+    locations, upstreams, servers = {}, {}, {}
     static_root = tmp_path / "srv"
     for event, path, site in (("event1", "/event1", "e1"), ("event2", "/2025/event2", "e2")):
         static_dir = static_root / event / "static"
@@ -231,9 +232,10 @@ def nginx(
         media_dir = static_root / "media" / event
         (media_dir / "attachments").mkdir(parents=True)
         (media_dir / "attachments" / "page.html").write_text(f"<script>alert('{event}')</script>")
-        ports = [echo_sites[site], refusing_port]
-        upstreams[event] = render_event.nginx_upstream(
-            event, ("127.0.0.1",), ports if event == "event1" else ports[::-1]
+        ports = (refusing_port, echo_sites[site])
+        upstreams[event] = render_event.nginx_upstream(event)
+        servers[event] = render_event.nginx_upstream_servers(
+            ("127.0.0.1",), *(ports if event == "event1" else ports[::-1])
         )
         locations[event] = render_event.nginx_location(
             event,
@@ -243,7 +245,9 @@ def nginx(
             UPLOAD_LIMIT_MB,
             f"{tmp_path}/maintenance/{event}",
         )
-    server = RealNginx(tmp_path, render_host.nginx_site(None, tls=False), locations, upstreams)
+    server = RealNginx(
+        tmp_path, render_host.nginx_site(None, tls=False), locations, upstreams, servers
+    )
     yield server.http_port, tmp_path
     server.stop()
 
@@ -271,11 +275,23 @@ def test_nginx_strips_the_prefix_and_forwards_the_headers(nginx, echo_sites):
     assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
 
 
-def test_nginx_upstream_lists_both_ports_of_every_node():
-    text = render_event.nginx_upstream("event1", ("10.0.0.2", "10.0.0.3"), range(21000, 21002))
+def test_nginx_upstream_includes_its_events_servers_file():
+    text = render_event.nginx_upstream("event1")
     assert text.startswith(render_event.nginx_location_owner("event1") + "\nupstream ")
-    servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=1s;", text)
-    assert servers == ["10.0.0.2:21000", "10.0.0.2:21001", "10.0.0.3:21000", "10.0.0.3:21001"]
+    assert (
+        "upstream django_swarm_event1 {\n    include /etc/django-swarm/nginx-servers/event1.conf;"
+        in text
+    )
+
+
+def test_nginx_servers_use_the_live_port_of_every_node_and_keep_the_other_as_backup():
+    text = render_event.nginx_upstream_servers(("10.0.0.2", "10.0.0.3"), 21001, 21000)
+    assert text.splitlines() == [
+        "server 10.0.0.2:21001 max_fails=1 fail_timeout=1s;",
+        "server 10.0.0.3:21001 max_fails=1 fail_timeout=1s;",
+        "server 10.0.0.2:21000 backup max_fails=0;",
+        "server 10.0.0.3:21000 backup max_fails=0;",
+    ]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
