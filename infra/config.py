@@ -428,6 +428,14 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             reader.problem(f"{key}.replicas", replicas, "set a whole number of at least 1")
             replicas = 1
+        elif replicas > MAX_REPLICAS:
+            reader.problem(
+                f"{key}.replicas",
+                replicas,
+                f"a server runs one task of an event (the task holds the event's port): set at"
+                f" most {MAX_REPLICAS}; to use more cores of this server, set the event's"
+                " GUNICORN_WORKERS setting instead",
+            )
         port = item.get("port")
         if port is not None and (
             isinstance(port, bool)
@@ -550,7 +558,8 @@ def _check_events_together(reader: _Reader, events: list[EventConfig]) -> None:
                 f"events[{event.name}].port",
                 event.port,
                 f"event {taken[0]!r} uses it or the next port (an event uses its port and the"
-                " next one): set an explicit port on one of them, at least 2 apart",
+                f" next one): set an explicit port on one of them, at least {PORTS_PER_EVENT}"
+                " apart",
             )
         for port in event_ports(event.port):
             port_owners.setdefault(port, event.name)
@@ -846,15 +855,6 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         event_secrets=_event_secrets(reader, events),
         backups=_backups(reader, target, reader.text("region", "fra1")),
     )
-    for i, event in enumerate(stack.events):
-        if event.replicas > MAX_REPLICAS:
-            reader.problem(
-                f"events[{i}].replicas",
-                event.replicas,
-                f"a server runs one task of an event (the task holds the event's port): set at"
-                f" most {MAX_REPLICAS}; to use more cores of this server, set the event's"
-                " GUNICORN_WORKERS setting instead",
-            )
     if reader.problems:
         raise ConfigError(
             f"The stack config has {len(reader.problems)} problem(s):\n"

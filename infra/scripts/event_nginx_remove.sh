@@ -12,7 +12,6 @@ set -euo pipefail
 exec {lock}>/run/lock/django-swarm-nginx.lock
 flock --timeout 120 "$lock"
 removed=()
-# Locations first: none may name an upstream that is gone.
 for file in "$LOCATIONS_DIR"/*.conf "$UPSTREAMS_DIR"/*.conf; do
   if [[ -f $file && $(head -n 1 "$file") == "$OWNER_LINE" ]]; then
     rm -f "$file"

@@ -85,19 +85,15 @@ mv -f "$STACK_FILE.new" "$STACK_FILE"
 
 if [[ $port == "$first_port" ]]; then servers=$SERVERS_FIRST; else servers=$SERVERS_SECOND; fi
 install -d -m 755 "${SERVERS_FILE%/*}"
-printf '%s' "$servers" >"$SERVERS_FILE.new"
-if cmp -s "$SERVERS_FILE.new" "$SERVERS_FILE"; then
-  rm -f "$SERVERS_FILE.new"
-else
-  # One Nginx change at a time (event_nginx.sh takes the same lock).
-  exec {lock}>/run/lock/django-swarm-nginx.lock
-  flock --timeout 120 "$lock"
-  chmod 644 "$SERVERS_FILE.new"
-  mv -f "$SERVERS_FILE.new" "$SERVERS_FILE"
+# One Nginx change at a time (event_nginx.sh takes the same lock).
+exec {lock}>/run/lock/django-swarm-nginx.lock
+flock --timeout 120 "$lock"
+if printf '%s' "$servers" | replace_file "$SERVERS_FILE" 644; then
   nginx -t -q
   reload_nginx
   log "Nginx sends $EVENT's requests to port $port"
 fi
+exec {lock}>&-
 
 for name in $(docker secret ls --format '{{.Name}}' --filter "label=django-swarm.event=$EVENT"); do
   if [[ " $SECRETS_IN_USE " != *" $name "* ]]; then
