@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -109,6 +110,16 @@ def test_a_kept_connection_is_checked_without_a_round_trip(private_postgres, wor
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
             ).fetchone()[0]
+            # pg_terminate_backend only signals: wait until the backends have exited, so that
+            # every kept connection is really closed before the visits (a drop racing with a
+            # visit is not what this checks).
+            deadline = time.monotonic() + 10
+            while admin.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline, "terminated backends did not exit"
+                time.sleep(0.1)
         assert dropped >= 1
         assert visits(16) == [200] * 16
 
