@@ -60,17 +60,43 @@ else
   port=$first_port
 fi
 
-# The status of an earlier update (say, a rollback) must not fail a deploy that changes nothing.
-started_before=$(update_status StartedAt)
-log "Deploying stack $EVENT on port $port (waiting up to ${DEPLOY_TIMEOUT}s)"
-status=0
-DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet --with-registry-auth \
-  --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 || status=$?
+# Docker before 29.4.1 sometimes fails to start a container because remounting its secrets
+# read-only meets a passing EBUSY (moby/moby#48783, "particularly common with start-first
+# updates"). The release then never ran, so it is not broken: it is deployed again, at most twice.
+ENGINE_FLAKE='unable to remount dir as readonly'
+MAX_ATTEMPTS=3
 
-state=
-if [[ $(update_status StartedAt) != "$started_before" ]]; then
-  state=$(update_status State)
-fi
+engine_flaked_tasks() {
+  docker service ps --no-trunc --format '{{.ID}} {{.Error}}' "$SERVICE" 2>/dev/null |
+    awk -v flake="$ENGINE_FLAKE" 'index($0, flake) {print $1}' | sort || true
+}
+
+# Sets status (the exit code of `docker stack deploy`) and state (the service's update state, or
+# nothing when this deploy started no update: the state of an earlier update, a rollback say,
+# must not fail a deploy that changes nothing).
+deploy() {
+  local started_before
+  started_before=$(update_status StartedAt)
+  log "Deploying stack $EVENT on port $port (waiting up to ${DEPLOY_TIMEOUT}s)"
+  status=0
+  DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet \
+    --with-registry-auth --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 || status=$?
+  state=
+  if [[ $(update_status StartedAt) != "$started_before" ]]; then
+    state=$(update_status State)
+  fi
+}
+
+for ((attempt = 1; ; attempt++)); do
+  flaked_before=$(engine_flaked_tasks)
+  deploy
+  if [[ $state == rollback_completed ]] && ((attempt < MAX_ATTEMPTS)) &&
+    [[ -n $(comm -13 <(printf '%s\n' "$flaked_before") <(engine_flaked_tasks)) ]]; then
+    log "event $EVENT: Docker failed to start the new container ($ENGINE_FLAKE, a passing fault of Docker before 29.4.1); deploying again"
+    continue
+  fi
+  break
+done
 case $state in
   rollback_started | rollback_paused | rollback_completed)
     fail "the update failed and was rolled back ($(update_status Message))" ;;
