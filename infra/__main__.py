@@ -1,6 +1,6 @@
-"""django-swarm: several Django event sites on one Docker swarm host.
+"""django-swarm: several Django event sites on a Docker swarm: one server, and workers if set.
 
-Read top to bottom: the validated stack config, the server, its provisioning, then the sites.
+Read top to bottom: the validated stack config, the servers, their provisioning, then the sites.
 """
 
 import pulumi
@@ -11,12 +11,17 @@ from host import Host
 from image import SiteImage, SiteImageArgs
 from server import Server
 from tls_gate import tls_active
+from worker import Worker, WorkerArgs
 
 cfg = load_config()
 server = Server("server", cfg)
 # HTTPS only once the domain leads to the server (certbot needs that); plain HTTP until then.
 tls = tls_active(cfg.domain, cfg.tls_enabled, server.public_address)
 host = Host("host", cfg, server, tls)
+workers = [
+    Worker(node.name, WorkerArgs(node, server.connection, server.private_address, host.ready))
+    for node in server.workers
+]
 
 # --- Event sites (part 2): the image, then one EventSite per event, after host.ready. ---
 image = SiteImage("app", SiteImageArgs(cfg, server.connection, host.ready))
@@ -32,6 +37,9 @@ sites = {
             tls=tls,
             host_ready=host.ready,
             registry_login=image.registry_login,
+            manager_address=server.private_address,
+            workers=[node.address for node in server.workers],
+            workers_ready=[worker.ready for worker in workers],
         ),
     )
     for event in cfg.events
@@ -40,6 +48,7 @@ sites = {
 
 pulumi.export("publicAddress", server.public_address)
 pulumi.export("privateAddress", server.private_address)
+pulumi.export("workerAddresses", [node.address for node in server.workers])
 pulumi.export("sshCommand", server.ssh_command())
 # What the server must present over SSH; compare it with the droplet console's, see the README.
 pulumi.export("sshHostKey", server.host_key)

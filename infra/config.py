@@ -53,6 +53,7 @@ COMMON_KEYS = (
     "backupSecretAccessKey",
     "baseImage",
     "swarmSubnet",
+    "workers",
     "events",
 )
 SECRET_KEYS = (
@@ -115,9 +116,12 @@ HOST_PORTS = frozenset({22, 80, 443, 2377, 4789, 5432, 7946})
 # An event publishes its port and the next one, alternately: each release starts on the port the
 # live one does not hold, so both run side by side during a rollout (render_event.stack_file).
 PORTS_PER_EVENT = 2
-# A task holds its event's port on its server, so a server runs one task of an event; the stack
-# has one server.
-MAX_REPLICAS = 1
+# A task holds its event's port on its server, so a server runs one task of an event: an event
+# has at most one replica per server (the manager and each worker).
+# Workers: droplets (digitalocean: {count, size}) or hosts (existing: a list) that join the swarm.
+WORKER_DROPLET_KEYS = frozenset({"count", "size"})
+WORKER_HOST_KEYS = frozenset({"host", "sshPort", "sshHostKey", "advertiseAddress"})
+MAX_WORKERS = 10
 
 HOSTNAME = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
@@ -195,6 +199,28 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class WorkerHost:
+    """An existing host that joins the swarm as a worker."""
+
+    host: str
+    ssh_port: int
+    # "<type> <base64>" it must present; None: learned on first contact, then pinned.
+    ssh_host_key: str | None
+    # Where the manager and Nginx reach it, and what it advertises to the swarm.
+    advertise_address: str
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    """The swarm's workers: ``count`` droplets of ``size`` (digitalocean) or ``hosts``
+    (existing)."""
+
+    count: int = 0
+    size: str | None = None
+    hosts: tuple[WorkerHost, ...] = ()
+
+
+@dataclass(frozen=True)
 class StackConfig:
     target: str
     region: str
@@ -216,6 +242,7 @@ class StackConfig:
     registry: RegistryConfig
     base_image: str
     swarm_subnet: str
+    workers: WorkersConfig
     events: tuple[EventConfig, ...]
     # Event name -> secret setting name -> its value (eventSecrets); names are plain text.
     event_secrets: Mapping[str, Mapping[str, pulumi.Output[str]]]
@@ -391,7 +418,7 @@ def _is_settable(name: str) -> bool:
     return bool(SETTING_NAME.fullmatch(name)) and name not in RESERVED_SETTINGS
 
 
-def _events(reader: _Reader) -> tuple[EventConfig, ...]:
+def _events(reader: _Reader, servers: int) -> tuple[EventConfig, ...]:
     raw = reader.json_value("events", None, list, "a list of event objects")
     if raw is None:
         if reader.config.get("events") is None:
@@ -428,13 +455,14 @@ def _events(reader: _Reader) -> tuple[EventConfig, ...]:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             reader.problem(f"{key}.replicas", replicas, "set a whole number of at least 1")
             replicas = 1
-        elif replicas > MAX_REPLICAS:
+        elif replicas > servers:
             reader.problem(
                 f"{key}.replicas",
                 replicas,
-                f"a server runs one task of an event (the task holds the event's port): set at"
-                f" most {MAX_REPLICAS}; to use more cores of this server, set the event's"
-                " GUNICORN_WORKERS setting instead",
+                "a server runs one task of an event (the task holds the event's port) and this"
+                f" stack has {servers} server(s): set at most {servers}, or add workers (README,"
+                ' "Workers"); to use more cores of one server, set the event\'s GUNICORN_WORKERS'
+                " setting instead",
             )
         port = item.get("port")
         if port is not None and (
@@ -717,6 +745,91 @@ def _registry(
     )
 
 
+def _host_key(reader: _Reader, key: str, line: Any) -> str | None:
+    """The OpenSSH host key ``line`` set under ``key`` ("<type> <base64>"), or None."""
+    host_key = openssh_public_key(line) if isinstance(line, str) and line else None
+    if line is not None and host_key is None:
+        reader.problem(
+            key,
+            line,
+            "paste the server's host key without the host name, as ssh-keyscan -t ed25519 <host>"
+            " prints it after the name (ssh-ed25519 AAAA...), or remove it to trust the key seen"
+            " on first contact",
+        )
+    return host_key
+
+
+def _workers(reader: _Reader, target: str, advertise_address: str | None) -> WorkersConfig:
+    """``workers``: {count, size} droplets (digitalocean) or a list of hosts (existing)."""
+    if target == "digitalocean":
+        raw = reader.json_value("workers", {}, dict, 'an object like {"count": 1}')
+        for unknown in sorted(set(raw) - WORKER_DROPLET_KEYS):
+            reader.problem(
+                f"workers.{unknown}",
+                raw[unknown],
+                f"remove it; known: {sorted(WORKER_DROPLET_KEYS)}",
+            )
+        count = raw.get("count", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_WORKERS:
+            reader.problem("workers.count", count, f"set a whole number from 0 to {MAX_WORKERS}")
+            count = 0
+        size = raw.get("size")
+        if size is not None and not _is_word(size):
+            reader.problem("workers.size", size, "set a droplet size slug like s-1vcpu-1gb")
+            size = None
+        return WorkersConfig(count=count, size=size)
+    raw = reader.json_value(
+        "workers", [], list, 'a list of hosts like [{"host": "203.0.113.11", "advertiseAddress":'
+        ' "10.0.0.11"}]'
+    )  # fmt: skip
+    if len(raw) > MAX_WORKERS:
+        reader.problem("workers", raw, f"list at most {MAX_WORKERS} hosts")
+    hosts: list[WorkerHost] = []
+    for i, item in enumerate(raw):
+        key = f"workers[{i}]"
+        if not isinstance(item, dict):
+            reader.problem(key, item, 'set an object like {"host": "203.0.113.11"}')
+            continue
+        for unknown in sorted(set(item) - WORKER_HOST_KEYS):
+            reader.problem(
+                f"{key}.{unknown}", item[unknown], f"remove it; known: {sorted(WORKER_HOST_KEYS)}"
+            )
+        host = item.get("host")
+        if not isinstance(host, str) or not (_is_address(host) or HOSTNAME.fullmatch(host)):
+            reader.problem(f"{key}.host", host, "set the worker's IP address or DNS name")
+            host = None
+        ssh_port = item.get("sshPort", 22)
+        if (
+            isinstance(ssh_port, bool)
+            or not isinstance(ssh_port, int)
+            or not 1 <= ssh_port <= 65535
+        ):
+            reader.problem(f"{key}.sshPort", ssh_port, "set a port number from 1 to 65535")
+        address = item.get("advertiseAddress", host)
+        if not isinstance(address, str) or not _is_address(address):
+            reader.problem(
+                f"{key}.advertiseAddress",
+                address,
+                "set the worker's IP address on the network it shares with the manager",
+            )
+            address = None
+        host_key = _host_key(reader, f"{key}.sshHostKey", item.get("sshHostKey"))
+        if host and address and isinstance(ssh_port, int):
+            hosts.append(WorkerHost(host, ssh_port, host_key, address))
+    addresses = [worker.advertise_address for worker in hosts]
+    for address in sorted({a for a in addresses if addresses.count(a) > 1}):
+        reader.problems.append(
+            f"workers: advertiseAddress {address!r} is listed more than once: list each worker once"
+        )
+    if raw and advertise_address is None:
+        reader.missing(
+            "advertiseAddress",
+            "with workers, set the manager's IP address on the network it shares with them"
+            " (they join the swarm and reach PostgreSQL there)",
+        )
+    return WorkersConfig(count=len(hosts), hosts=tuple(hosts))
+
+
 def load_config(config: pulumi.Config | None = None) -> StackConfig:
     """The validated stack config; raises :class:`ConfigError` listing every problem."""
     reader = _Reader(config or pulumi.Config(NAMESPACE))
@@ -758,16 +871,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         lambda v: openssh_public_key(v) is not None,
         "paste one OpenSSH public key line (ssh-ed25519 AAAA...)",
     )
-    host_key_line = reader.text("sshHostKey")
-    ssh_host_key = openssh_public_key(host_key_line) if host_key_line else None
-    reader.checked(
-        "sshHostKey",
-        host_key_line,
-        lambda _: ssh_host_key is not None,
-        "paste the server's host key without the host name, as ssh-keyscan -t ed25519 <host>"
-        " prints it after the name (ssh-ed25519 AAAA...), or remove it to trust the key seen on"
-        " first contact",
-    )
+    ssh_host_key = _host_key(reader, "sshHostKey", reader.text("sshHostKey"))
     advertise_address = reader.text("advertiseAddress")
     reader.checked("advertiseAddress", advertise_address, _is_address, "set an IP address")
 
@@ -830,7 +934,8 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     )
     base_image = reader.text("baseImage", "python:3.13-slim")
 
-    events = _events(reader)
+    workers = _workers(reader, target, advertise_address)
+    events = _events(reader, 1 + workers.count)
     stack = StackConfig(
         target=target,
         region=reader.text("region", "fra1"),
@@ -851,6 +956,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         registry=registry,
         base_image=base_image,
         swarm_subnet=swarm_subnet,
+        workers=workers,
         events=events,
         event_secrets=_event_secrets(reader, events),
         backups=_backups(reader, target, reader.text("region", "fra1")),

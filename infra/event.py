@@ -21,6 +21,7 @@ database and the uploaded files are only removed when the event sets ``dropDatab
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -30,7 +31,7 @@ from pulumi_command import remote
 import layout
 import render_event
 from config import EventConfig, StackConfig, event_ports
-from remote_script import Script, step_inputs
+from remote_script import Script, remote_step
 
 # Upper bounds for the waits on the host; a step that hits one fails with what it saw.
 MIGRATE_TIMEOUT_SECONDS = 600
@@ -67,6 +68,11 @@ class EventSiteArgs:
     # The last provisioning step, and the login that lets the host pull the image.
     host_ready: pulumi.Resource
     registry_login: pulumi.Resource
+    # The manager's address on the network the nodes share (where workers reach PostgreSQL).
+    manager_address: pulumi.Input[str] = ""
+    # The workers' addresses on that network, and their last steps (ready for tasks).
+    workers: Sequence[pulumi.Input[str]] = ()
+    workers_ready: Sequence[pulumi.Resource] = ()
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,9 @@ class EventSite(pulumi.ComponentResource):
         migrate = self._migrate_step(spec, [database, secrets_step, network, args.registry_login])
         static = self._static_step()
         media = self._media_step()
-        stack = self._stack_step(spec, [migrate, static, media, secrets_step, network])
+        stack = self._stack_step(
+            spec, [migrate, static, media, secrets_step, network, *args.workers_ready]
+        )
         self._nginx_step(stack)
 
         self.url = pulumi.Output.all(self._public_host, args.tls).apply(
@@ -122,18 +130,14 @@ class EventSite(pulumi.ComponentResource):
         secrets: list[pulumi.Input[str]] | None = None,
     ) -> remote.Command:
         """A remote step of this event; a step that reads secrets from stdin logs nothing."""
-        title = f"{self._name}-{suffix}"
-        return remote.Command(
-            title,
-            connection=self._args.connection,
-            add_previous_output_in_env=False,
-            logging=remote.Logging.NONE if secrets else None,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=depends_on,
-                additional_secret_outputs=["stdout", "stderr"] if secrets else None,
-            ),
-            **step_inputs(title, create, delete, secrets or []),
+        return remote_step(
+            f"{self._name}-{suffix}",
+            self._args.connection,
+            create,
+            delete,
+            secrets or [],
+            parent=self,
+            depends_on=depends_on,
         )
 
     def _passwords(self) -> _Passwords:
@@ -227,7 +231,8 @@ class EventSite(pulumi.ComponentResource):
     ) -> pulumi.Output[render_event.SiteSpec]:
         """Everything the site's container and its migration job are given."""
         args, event = self._args, self._event
-        return pulumi.Output.all(args.image_ref, self._public_host, secrets, args.tls).apply(
+        values = (args.image_ref, self._public_host, secrets, args.tls, args.manager_address)
+        return pulumi.Output.all(*values).apply(
             lambda values: render_event.SiteSpec(
                 event=event.name,
                 path=event.path,
@@ -238,6 +243,7 @@ class EventSite(pulumi.ComponentResource):
                 tls=values[3],
                 secrets=values[2],
                 settings=event.settings,
+                manager_address=values[4],
             )
         )
 
@@ -304,39 +310,51 @@ class EventSite(pulumi.ComponentResource):
     ) -> remote.Command:
         event = self._event.name
         ports = event_ports(self._event.port)
-        # The tasks' ports on this server's address on docker_gwbridge.
-        nodes = (self._args.stack.swarm_gateway,)
+        servers_files = {
+            "SERVERS_FILE": layout.nginx_servers_file(event),
+            "MANAGER_SERVERS_FILE": layout.nginx_servers_file(event, manager_only=True),
+        }
+        # The manager's task at its address on docker_gwbridge; with more replicas, the others on
+        # the workers, at their addresses.
+        manager = (self._args.stack.swarm_gateway,)
+        workers = self._args.workers if self._event.replicas > 1 else ()
+
+        def params(values: list) -> dict[str, str | int]:
+            site, worker_nodes = values[0], tuple(values[1:])
+            return {
+                "EVENT": event,
+                "SERVICE": layout.service_name(event),
+                "STACK_FILE": layout.stack_file(event),
+                "STACK_TEXT": render_event.stack_file(site),
+                # Each release publishes the one the live release does not hold.
+                "PORTS": " ".join(map(str, ports)),
+                # Nginx's servers of the event once a release is live on either port.
+                **servers_files,
+                "SERVERS_FIRST": render_event.nginx_upstream_servers(
+                    manager, *ports, workers=worker_nodes
+                ),
+                "SERVERS_SECOND": render_event.nginx_upstream_servers(
+                    manager, *reversed(ports), workers=worker_nodes
+                ),
+                "MANAGER_SERVERS_FIRST": render_event.nginx_upstream_servers(manager, *ports),
+                "MANAGER_SERVERS_SECOND": render_event.nginx_upstream_servers(
+                    manager, *reversed(ports)
+                ),
+                "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
+                # Every current secret, the migration job's admin password included.
+                "SECRETS_IN_USE": " ".join(site.secrets.names()),
+            }
+
         return self._step(
             "stack",
             after,
-            Script(
-                "event_stack.sh",
-                spec.apply(
-                    lambda site: {
-                        "EVENT": event,
-                        "SERVICE": layout.service_name(event),
-                        "STACK_FILE": layout.stack_file(event),
-                        "STACK_TEXT": render_event.stack_file(site),
-                        # Each release publishes the one the live release does not hold.
-                        "PORTS": " ".join(map(str, ports)),
-                        # Nginx's servers of the event once a release is live on either port.
-                        "SERVERS_FILE": layout.nginx_servers_file(event),
-                        "SERVERS_FIRST": render_event.nginx_upstream_servers(nodes, *ports),
-                        "SERVERS_SECOND": render_event.nginx_upstream_servers(
-                            nodes, *reversed(ports)
-                        ),
-                        "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
-                        # Every current secret, the migration job's admin password included.
-                        "SECRETS_IN_USE": " ".join(site.secrets.names()),
-                    }
-                ),
-            ),
+            Script("event_stack.sh", pulumi.Output.all(spec, *workers).apply(params)),
             Script(
                 "event_stack_remove.sh",
                 {
                     "EVENT": event,
                     "STACK_FILE": layout.stack_file(event),
-                    "SERVERS_FILE": layout.nginx_servers_file(event),
+                    **servers_files,
                     "REMOVE_TIMEOUT": REMOVE_TIMEOUT_SECONDS,
                 },
             ),

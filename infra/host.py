@@ -20,7 +20,7 @@ import layout
 import render_event
 import render_host
 from config import StackConfig
-from remote_script import Script, step_inputs
+from remote_script import Script, remote_step
 from server import Server
 
 # Bounded waits: a step that cannot finish must fail with a message, not hang `pulumi up`.
@@ -51,7 +51,11 @@ class Host(pulumi.ComponentResource):
         self._step(
             "wait-ready", "host_wait_ready.sh", {"BOOT_TIMEOUT_SECONDS": BOOT_TIMEOUT_SECONDS}
         )
-        self._step("packages", "host_packages.sh", {"INSTALL_CERTBOT": int(cfg.tls_enabled)})
+        self._step(
+            "packages",
+            "host_packages.sh",
+            {"INSTALL_CERTBOT": int(cfg.tls_enabled), "ROLE": "manager"},
+        )
         volume = server.postgres_volume
         if volume is not None:
             volume_params = {"VOLUME_DEVICE": volume.device, "MOUNT_POINT": volume.mount_point}
@@ -82,6 +86,11 @@ class Host(pulumi.ComponentResource):
                 "SWARM_SUBNET": cfg.swarm_subnet,
                 "SWARM_GATEWAY": cfg.swarm_gateway,
                 "WAIT_FOR_GATEWAY_SECONDS": WAIT_FOR_GATEWAY_SECONDS,
+                # The workers' tasks log in over the network the nodes share.
+                "PRIVATE_ADDRESS": server.private_address if server.workers else "",
+                "WORKER_ADDRESSES": pulumi.Output.all(*(w.address for w in server.workers)).apply(
+                    " ".join
+                ),
             },
             delete=("host_postgres_remove.sh", {}),
         )
@@ -169,21 +178,14 @@ class Host(pulumi.ComponentResource):
     ) -> remote.Command:
         """One provisioning step, run after every step declared before it; a step that reads
         secrets from stdin logs nothing."""
-        title = f"{self._name}-{step}"
-        create, remove = Script(script, params), Script(*delete) if delete else None
-        command = remote.Command(
-            title,
-            connection=self._server.connection,
-            **step_inputs(title, create, remove, secrets or []),
-            # The provider would send the previous output as PULUMI_COMMAND_* variables, which
-            # sshd refuses (AcceptEnv) with a warning on every run; no script reads them.
-            add_previous_output_in_env=False,
-            logging=remote.Logging.NONE if secrets else None,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*([self._last_step] if self._last_step else []), *(after or [])],
-                additional_secret_outputs=["stdout", "stderr"] if secrets else None,
-            ),
+        command = remote_step(
+            f"{self._name}-{step}",
+            self._server.connection,
+            Script(script, params),
+            Script(*delete) if delete else None,
+            secrets or [],
+            parent=self,
+            depends_on=[*([self._last_step] if self._last_step else []), *(after or [])],
         )
         self._last_step = command
         return command

@@ -60,8 +60,9 @@ def nginx_file_name(path: str) -> str:
     return f"{'_'.join(path.strip('/').split('/'))}.conf"
 
 
-def nginx_servers_file(event: str) -> str:
-    return f"{NGINX_SERVERS_DIR}/{event}.conf"
+def nginx_servers_file(event: str, manager_only: bool = False) -> str:
+    # "." cannot occur in an event's name, so no event's file is another's manager file.
+    return f"{NGINX_SERVERS_DIR}/{event}{'.manager' if manager_only else ''}.conf"
 
 
 def stack_file(event: str) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import pulumi
+from pulumi_command import remote
 
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 LIBRARY = "lib.sh"
@@ -108,3 +109,36 @@ def step_inputs(
     if secrets:
         inputs["stdin"] = pulumi.Output.secret(inputs["stdin"])
     return inputs
+
+
+def remote_step(
+    title: str,
+    connection: remote.ConnectionArgs,
+    create: Script,
+    delete: Script | None = None,
+    secrets: Sequence[pulumi.Input[str]] = (),
+    *,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]] = (),
+    secret_output: bool = False,
+) -> remote.Command:
+    """The ``remote.Command`` named ``title`` that runs ``create`` (and ``delete`` on removal).
+
+    A step that reads secrets from stdin, or prints one (``secret_output``), logs nothing and
+    keeps its output secret in the state.
+    """
+    quiet = bool(secrets) or secret_output
+    return remote.Command(
+        title,
+        connection=connection,
+        **step_inputs(title, create, delete, secrets),
+        # The provider would send the previous output as PULUMI_COMMAND_* variables, which sshd
+        # refuses (AcceptEnv) with a warning on every run; no script reads them.
+        add_previous_output_in_env=False,
+        logging=remote.Logging.NONE if quiet else None,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(depends_on),
+            additional_secret_outputs=["stdout", "stderr"] if quiet else None,
+        ),
+    )

@@ -77,6 +77,14 @@ class SiteSpec:
     tls: bool
     secrets: EventSecrets
     settings: Mapping[str, str] = field(default_factory=dict)
+    # The manager's address on the network the nodes share: the workers' tasks reach PostgreSQL
+    # there (db_host is the manager's own docker_gwbridge gateway).
+    manager_address: str = ""
+
+    @property
+    def worker_replicas(self) -> int:
+        """Tasks on the workers: one task always runs on the manager (uploads are stored there)."""
+        return self.replicas - 1
 
 
 def scram_verifier(password: str) -> str:
@@ -169,7 +177,13 @@ def _compose_literal(value):
 
 
 def stack_file(spec: SiteSpec) -> str:
-    """The swarm stack (compose v3) of one event: one ``web`` service, pinned to ``spec.image``.
+    """The swarm stack (compose v3) of one event, pinned to ``spec.image``: the ``web`` service,
+    one task on the manager, and with more replicas the ``web-workers`` service, the others on
+    the workers.
+
+    Uploaded files live on the manager, where Nginx serves them: only ``web`` mounts the event's
+    media directory, and Nginx sends the admin (where files are uploaded) to it alone
+    (``nginx_location``). The workers' tasks reach PostgreSQL at the manager's address.
 
     The port is published in host mode (no routing mesh, which needs the kernel's IPVS): a task
     holds the port on its server. Its number is ``${DJANGO_SWARM_PORT}``, which event_stack.sh
@@ -202,7 +216,8 @@ def stack_file(spec: SiteSpec) -> str:
         "stop_grace_period": "10s",
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
         "deploy": {
-            "replicas": spec.replicas,
+            "replicas": 1,
+            "placement": {"constraints": ["node.role == manager"]},
             # A virtual IP needs IPVS; Nginx reaches the tasks through their published ports.
             "endpoint_mode": "dnsrr",
             "update_config": {
@@ -228,9 +243,21 @@ def stack_file(spec: SiteSpec) -> str:
             "labels": {"django-swarm.event": spec.event},
         },
     }
+    services = {"web": service}
+    if spec.worker_replicas:
+        on_workers = {
+            key: value for key, value in service.items() if key not in ("volumes", "deploy")
+        }
+        on_workers["environment"] = {**service["environment"], "DB_HOST": spec.manager_address}
+        on_workers["deploy"] = {
+            **service["deploy"],
+            "replicas": spec.worker_replicas,
+            "placement": {"constraints": ["node.role == worker"]},
+        }
+        services["web-workers"] = on_workers
     document = {
         "version": "3.8",
-        "services": {"web": service},
+        "services": services,
         # Created before the stack (the migration job runs on it first) and kept across deploys.
         "networks": {"default": {"external": True, "name": network_name(spec.event)}},
         "secrets": {
@@ -257,22 +284,28 @@ MAINTENANCE_PAGE = (
 )
 
 
-def upstream_name(event: str) -> str:
-    return f"django_swarm_{event}"
+def upstream_name(event: str, manager_only: bool = False) -> str:
+    return f"django_swarm_{event}{'_manager' if manager_only else ''}"
 
 
 def nginx_upstream(event: str) -> str:
-    """The Nginx upstream of one event. Its servers come from the event's servers file
-    (``nginx_upstream_servers``), which ``event_stack.sh`` rewrites when a release goes live."""
+    """The Nginx upstreams of one event: every task, and the task on the manager alone. Their
+    servers come from the event's servers files (``nginx_upstream_servers``), which
+    ``event_stack.sh`` rewrites when a release goes live."""
     return f"""\
 {nginx_location_owner(event)}
 upstream {upstream_name(event)} {{
     include {layout.nginx_servers_file(event)};
 }}
+upstream {upstream_name(event, manager_only=True)} {{
+    include {layout.nginx_servers_file(event, manager_only=True)};
+}}
 """
 
 
-def nginx_upstream_servers(nodes: tuple[str, ...], live_port: int, other_port: int) -> str:
+def nginx_upstream_servers(
+    nodes: tuple[str, ...], live_port: int, other_port: int, workers: tuple[str, ...] = ()
+) -> str:
     """The servers of an event's upstream while ``live_port`` is the live release's port.
 
     Every node's live port serves; its other port is a ``backup``, tried only when no live port
@@ -287,10 +320,15 @@ def nginx_upstream_servers(nodes: tuple[str, ...], live_port: int, other_port: i
     reaches the task through Docker's NAT rule, which exists only while the task does, so it is
     refused as soon as the task is gone. On 127.0.0.1, Docker's userland proxy would accept it
     first and close it only after Nginx sent the request, which Nginx retries only for GET.
+
+    ``workers`` are the workers' addresses. A worker that answers nothing (stopped, or holding no
+    task of the event) is skipped for 10 s after a failed attempt, so it costs one request a
+    connect timeout (``nginx_location``) or a refusal every 10 s, not every request.
     """
     live = [f"server {node}:{live_port} max_fails=1 fail_timeout=1s;" for node in nodes]
+    live += [f"server {node}:{live_port} max_fails=1 fail_timeout=10s;" for node in workers]
     # Never marked failed: while a live port is skipped, its request still tries the backups.
-    backup = [f"server {node}:{other_port} backup max_fails=0;" for node in nodes]
+    backup = [f"server {node}:{other_port} backup max_fails=0;" for node in nodes + workers]
     return "".join(f"{line}\n" for line in live + backup)
 
 
@@ -345,13 +383,33 @@ location {path}/media/ {{
     add_header Strict-Transport-Security $django_swarm_hsts always;
 }}
 
-location {path}/ {{
+{_proxied_location(f"{path}/", upstream_name(event), "/", upload_limit_mb, maintenance_flag)}
+# Files are uploaded through the admin: to the task on the manager, which keeps them.
+{
+        _proxied_location(
+            f"{path}/admin/",
+            upstream_name(event, manager_only=True),
+            "/admin/",
+            upload_limit_mb,
+            maintenance_flag,
+        )
+    }"""
+
+
+def _proxied_location(
+    location: str, upstream: str, uri: str, upload_limit_mb: int, maintenance_flag: str
+) -> str:
+    """A location of the site that Nginx passes to ``upstream``, as ``uri`` and what follows."""
+    return f"""\
+location {location} {{
     client_max_body_size {upload_limit_mb}m;
     # Only what Nginx writes itself (the page below); the site's responses keep their own type.
     default_type text/html;
+    # The nodes share a private network: a node that does not answer within a second is down.
+    proxy_connect_timeout 1s;
     if (-f {maintenance_flag}) {{
         return 503 "{MAINTENANCE_PAGE}";
     }}
-    proxy_pass http://{upstream_name(event)}/;
+    proxy_pass http://{upstream}{uri};
 }}
 """

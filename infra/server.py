@@ -13,8 +13,8 @@ import pulumi_digitalocean as do
 import pulumi_tls as tls
 from pulumi_command import remote
 
-from config import StackConfig, event_ports
-from remote_script import Script, step_inputs
+from config import StackConfig, WorkerHost, event_ports
+from remote_script import Script, remote_step
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 # The swarm's own ports (manager API, gossip, VXLAN); open only inside the VPC for more nodes.
@@ -25,6 +25,16 @@ SWARM_PORTS = (("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789"
 DIAL = {"digitalocean": (60, 10), "existing": (10, 10)}
 # Every host step installs packages and writes system files: the program logs in as root.
 SSH_USER = "root"
+
+
+@dataclass(frozen=True)
+class WorkerNode:
+    """A server that joins the swarm as a worker: how to reach it over SSH, and its address on
+    the network it shares with the manager (the VPC)."""
+
+    name: str
+    connection: remote.ConnectionArgs
+    address: pulumi.Output[str]
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class Server(pulumi.ComponentResource):
     droplet_urn: pulumi.Output[str] | None
     # DNS records certbot needs before it can obtain a certificate.
     dns_records: list[pulumi.Resource]
+    # The swarm's workers (config `workers`), in order.
+    workers: list[WorkerNode]
 
     def __init__(
         self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
@@ -64,31 +76,19 @@ class Server(pulumi.ComponentResource):
         self.generated_private_key = None
         self.dns_records = []
         self.droplet_urn = None
+        self._dial = DIAL[cfg.target]
         if cfg.target == "digitalocean":
-            private_key = self._droplet(name, cfg)
+            self._droplet(name, cfg)
         else:
             self.public_address = pulumi.Output.from_input(cfg.host or "")
             self.private_address = pulumi.Output.from_input(cfg.advertise_address or "")
-            private_key = cfg.ssh_private_key
-        error_limit, dial_timeout = DIAL[cfg.target]
-
-        def connection(host_key: pulumi.Input[str] | None) -> remote.ConnectionArgs:
-            return remote.ConnectionArgs(
-                host=self.public_address,
-                port=self.ssh_port,
-                user=SSH_USER,
-                private_key=private_key,
-                dial_error_limit=error_limit,
-                per_dial_timeout=dial_timeout,
-                host_key=host_key,
-            )
-
-        if cfg.ssh_host_key is not None:
-            self.host_key = pulumi.Output.from_input(cfg.ssh_host_key)
-        else:
-            self.host_key = self._first_contact_host_key(name, connection(None))
+            self._private_key = cfg.ssh_private_key
+            self.workers = [self._existing_worker(name, worker) for worker in cfg.workers.hosts]
         # Every step connects through this: a server that presents another key is refused.
-        self.connection = connection(self.host_key)
+        self.connection = self._pinned_connection(
+            name, self.public_address, self.ssh_port, cfg.ssh_host_key
+        )
+        self.host_key = self.connection.host_key
         self.register_outputs(
             {
                 "public_address": self.public_address,
@@ -97,30 +97,57 @@ class Server(pulumi.ComponentResource):
             }
         )
 
-    def _first_contact_host_key(
-        self, name: str, unverified: remote.ConnectionArgs
-    ) -> pulumi.Output[str]:
-        """The server's ed25519 host key, read once over a connection that checks none.
+    def _existing_worker(self, name: str, worker: WorkerHost) -> WorkerNode:
+        """A worker named by its address, so that removing one from the list leaves the others'
+        names (and so their steps) as they were."""
+        worker_name = f"worker-{re.sub(r'[^0-9a-z]+', '-', worker.advertise_address.lower())}"
+        connection = self._pinned_connection(
+            f"{name}-{worker_name}", worker.host, worker.ssh_port, worker.ssh_host_key
+        )
+        return WorkerNode(
+            worker_name, connection, pulumi.Output.from_input(worker.advertise_address)
+        )
 
-        Trust on first use, as ssh's known_hosts: the step runs when the server is new (or its
+    def _connection(
+        self, host: pulumi.Input[str], port: int, host_key: pulumi.Input[str] | None
+    ) -> remote.ConnectionArgs:
+        error_limit, dial_timeout = self._dial
+        return remote.ConnectionArgs(
+            host=host,
+            port=port,
+            user=SSH_USER,
+            private_key=self._private_key,
+            dial_error_limit=error_limit,
+            per_dial_timeout=dial_timeout,
+            host_key=host_key,
+        )
+
+    def _pinned_connection(
+        self, name: str, host: pulumi.Input[str], port: int, host_key: str | None
+    ) -> remote.ConnectionArgs:
+        """The connection to ``host`` that requires ``host_key``, or else the ed25519 host key
+        read once over a connection that checks none (step ``<name>-host-key``).
+
+        Trust on first use, as ssh's known_hosts: that step runs when the server is new (or its
         address changes), and every later connection must meet the key it read.
         """
-        first_contact = remote.Command(
+        if host_key is not None:
+            return self._connection(host, port, host_key)
+        first_contact = remote_step(
             f"{name}-host-key",
-            connection=unverified,
-            **step_inputs(f"{name}-host-key", Script("host_key.sh")),
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            self._connection(host, port, None),
+            Script("host_key.sh"),
+            parent=self,
         )
-        return first_contact.stdout
+        return self._connection(host, port, first_contact.stdout)
 
     def ssh_command(self) -> pulumi.Output[str]:
         """The command line a person uses to log in to the server."""
         port = "" if self.ssh_port == 22 else f"-p {self.ssh_port} "
         return self.public_address.apply(lambda address: f"ssh {port}{SSH_USER}@{address}")
 
-    def _droplet(self, name: str, cfg: StackConfig) -> pulumi.Output[str]:
-        """Create the droplet and its surroundings; return the SSH private key to use."""
+    def _droplet(self, name: str, cfg: StackConfig) -> None:
+        """Create the droplet, its workers and their surroundings."""
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
         if cfg.ssh_public_key is None:
@@ -131,6 +158,7 @@ class Server(pulumi.ComponentResource):
         else:
             public_key = pulumi.Output.from_input(cfg.ssh_public_key)
             private_key = cfg.ssh_private_key
+        self._private_key = private_key  # the workers' connections use it too
         ssh_key = do.SshKey(
             f"{name}-ssh-key",
             name=resource_name(stack, "deploy"),
@@ -164,6 +192,33 @@ class Server(pulumi.ComponentResource):
         self.droplet_urn = droplet.urn
         droplet_id = droplet.id.apply(int)
         project_resources = [droplet.droplet_urn]
+        # Workers hold no data (PostgreSQL, uploads and backups stay on this droplet): not
+        # protected, and replaced like any stateless machine.
+        worker_droplets = [
+            do.Droplet(
+                f"{name}-worker-{i}",
+                name=resource_name(stack, f"worker-{i}"),
+                image=cfg.droplet_image,
+                region=cfg.region,
+                size=cfg.workers.size or cfg.droplet_size,
+                ssh_keys=[ssh_key.id],
+                vpc_uuid=vpc.id,
+                monitoring=True,
+                graceful_shutdown=True,
+                tags=["django-swarm", resource_name(stack, "node")],
+                opts=child,
+            )
+            for i in range(1, cfg.workers.count + 1)
+        ]
+        self.workers = [
+            WorkerNode(
+                f"worker-{i}",
+                self._pinned_connection(f"{name}-worker-{i}", worker.ipv4_address, 22, None),
+                worker.ipv4_address_private,
+            )
+            for i, worker in enumerate(worker_droplets, start=1)
+        ]
+        project_resources += [worker.droplet_urn for worker in worker_droplets]
 
         if cfg.postgres_volume_gb > 0:
             volume_name = resource_name(stack, "pgdata")
@@ -208,7 +263,7 @@ class Server(pulumi.ComponentResource):
         do.Firewall(
             f"{name}-firewall",
             name=resource_name(stack, "firewall"),
-            droplet_ids=[droplet_id],
+            droplet_ids=[droplet_id, *(worker.id.apply(int) for worker in worker_droplets)],
             inbound_rules=_inbound_rules(cfg, vpc.ip_range),
             outbound_rules=_outbound_rules(),
             opts=child,
@@ -235,7 +290,6 @@ class Server(pulumi.ComponentResource):
             resources=project_resources,
             opts=child,
         )
-        return private_key
 
 
 def dns_zone_and_record(domain: str) -> tuple[str, str]:
@@ -278,6 +332,11 @@ def _inbound_rules(
         )
         for event in cfg.events
     ]
+    if cfg.workers.count:
+        # The workers' tasks reach PostgreSQL on the manager (pg_hba admits only them).
+        rules.append(
+            do.FirewallInboundRuleArgs(protocol="tcp", port_range="5432", source_addresses=inside)
+        )
     return rules
 
 

@@ -34,6 +34,8 @@ PROJECT = "django-swarm"
 # The address range DigitalOcean gives a new VPC, as FakeCloud answers it.
 VPC_RANGE = "10.114.0.0/20"
 # The ed25519 host key FakeCloud's servers present on first contact.
+# What `docker swarm join-token -q worker` prints on the mock manager.
+MOCK_JOIN_TOKEN = "SWMTKN-1-mock0join0token"
 MOCK_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKeyOfTheServer"
 # What an unknown value (known only after `pulumi up`) looks like in recorded inputs.
 UNKNOWN = rpc.UNKNOWN
@@ -207,9 +209,11 @@ class FakeCloud(pulumi_mocks.Mocks):
     def computed_outputs(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
         t, inputs = args.typ, args.inputs
         if t == "digitalocean:index/droplet:Droplet":
+            # The manager, or worker N (its name ends in -worker-N).
+            n = int(args.name.rsplit("-worker-", 1)[1]) if "-worker-" in args.name else 0
             return {
-                "ipv4Address": "203.0.113.10",
-                "ipv4AddressPrivate": "10.114.0.2",
+                "ipv4Address": f"203.0.113.{30 + n}" if n else "203.0.113.10",
+                "ipv4AddressPrivate": f"10.114.0.{2 + n}",
                 "dropletUrn": f"do:droplet:{args.name}",
             }
         if t == "digitalocean:index/reservedIp:ReservedIp":
@@ -232,6 +236,10 @@ class FakeCloud(pulumi_mocks.Mocks):
             return {"repoDigest": f"{repo}@sha256:{_digest(inputs)}"}
         if t == "command:remote:Command" and args.name.endswith("-host-key"):
             return {"stdout": MOCK_HOST_KEY, "stderr": ""}
+        if t == "command:remote:Command" and args.name.endswith("-join-token"):
+            return {"stdout": MOCK_JOIN_TOKEN + "\n", "stderr": ""}
+        if t == "command:remote:Command" and args.name.endswith("-join"):
+            return {"stdout": f"mock-node-{args.name.removesuffix('-join')}\n", "stderr": ""}
         if t == "command:remote:Command":
             return {"stdout": "", "stderr": ""}
         return {}

@@ -36,11 +36,13 @@ if ! django-swarm-backup pre-migrate "$EVENT" "$RELEASE"; then
 fi
 
 log "Migrating the database of $EVENT with $IMAGE"
-# On the event's network, like the site. A job needs no virtual IP (dnsrr). No health check: the
-# image's one probes gunicorn, which a job never starts, and swarm kills unhealthy tasks.
+# On the event's network, like the site, and on the manager, whose gateway its DB_HOST names. A
+# job needs no virtual IP (dnsrr). No health check: the image's one probes gunicorn, which a job
+# never starts, and swarm kills unhealthy tasks.
 docker service create --quiet --detach \
   --name "$job" \
   --mode replicated-job \
+  --constraint node.role==manager \
   --restart-condition none \
   --network "$NETWORK" \
   --endpoint-mode dnsrr \

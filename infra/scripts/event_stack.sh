@@ -7,14 +7,16 @@
 # so its tasks start beside the old ones (render_event.stack_file); the release that is live
 # deployed again (a re-run) keeps its port, so nothing rolls. STACK_FILE holds the text last
 # deployed successfully; the one being deployed waits beside it until it is live.
-# Once a release is live, Nginx's servers of the event (SERVERS_FILE, included by its upstream)
-# make its port the one Nginx uses and the other the backup (SERVERS_FIRST when the first of
-# PORTS is live, SERVERS_SECOND otherwise).
+# Once a release is live, Nginx's servers of the event (SERVERS_FILE, included by its upstream;
+# MANAGER_SERVERS_FILE, its task on the manager alone) make its port the one Nginx uses and the
+# other the backup (*_FIRST when the first of PORTS is live, *_SECOND otherwise).
 # Parameters: EVENT, SERVICE, STACK_FILE, STACK_TEXT, DEPLOY_TIMEOUT, SECRETS_IN_USE (names,
-# spaces), PORTS (two, a space between), SERVERS_FILE, SERVERS_FIRST, SERVERS_SECOND.
+# spaces), PORTS (two, a space between), SERVERS_FILE, SERVERS_FIRST, SERVERS_SECOND,
+# MANAGER_SERVERS_FILE, MANAGER_SERVERS_FIRST, MANAGER_SERVERS_SECOND.
 set -euo pipefail
 : "${EVENT:?}" "${SERVICE:?}" "${STACK_FILE:?}" "${STACK_TEXT:?}" "${DEPLOY_TIMEOUT:?}" \
-  "${SECRETS_IN_USE:?}" "${PORTS:?}" "${SERVERS_FILE:?}" "${SERVERS_FIRST:?}" "${SERVERS_SECOND:?}"
+  "${SECRETS_IN_USE:?}" "${PORTS:?}" "${SERVERS_FILE:?}" "${SERVERS_FIRST:?}" "${SERVERS_SECOND:?}" \
+  "${MANAGER_SERVERS_FILE:?}" "${MANAGER_SERVERS_FIRST:?}" "${MANAGER_SERVERS_SECOND:?}"
 
 install -d -m 700 "${STACK_FILE%/*}"
 (umask 077 && printf '%s' "$STACK_TEXT" >"$STACK_FILE.new")
@@ -79,8 +81,10 @@ deploy() {
   started_before=$(update_status StartedAt)
   log "Deploying stack $EVENT on port $port (waiting up to ${DEPLOY_TIMEOUT}s)"
   status=0
+  # --prune: the service on the workers goes when the event's replicas drop to one.
   DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet \
-    --with-registry-auth --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 || status=$?
+    --prune --with-registry-auth --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 ||
+    status=$?
   state=
   if [[ $(update_status StartedAt) != "$started_before" ]]; then
     state=$(update_status State)
@@ -109,12 +113,19 @@ elif ((status != 0)); then
 fi
 mv -f "$STACK_FILE.new" "$STACK_FILE"
 
-if [[ $port == "$first_port" ]]; then servers=$SERVERS_FIRST; else servers=$SERVERS_SECOND; fi
-install -d -m 755 "${SERVERS_FILE%/*}"
+if [[ $port == "$first_port" ]]; then
+  servers=$SERVERS_FIRST manager_servers=$MANAGER_SERVERS_FIRST
+else
+  servers=$SERVERS_SECOND manager_servers=$MANAGER_SERVERS_SECOND
+fi
+install -d -m 755 "${SERVERS_FILE%/*}" "${MANAGER_SERVERS_FILE%/*}"
 # One Nginx change at a time (event_nginx.sh takes the same lock).
 exec {lock}>/run/lock/django-swarm-nginx.lock
 flock --timeout 120 "$lock"
-if printf '%s' "$servers" | replace_file "$SERVERS_FILE" 644; then
+changed=0
+printf '%s' "$servers" | replace_file "$SERVERS_FILE" 644 && changed=1
+printf '%s' "$manager_servers" | replace_file "$MANAGER_SERVERS_FILE" 644 && changed=1
+if ((changed)); then
   nginx -t -q
   reload_nginx
   log "Nginx sends $EVENT's requests to port $port"

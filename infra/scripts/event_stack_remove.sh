@@ -2,9 +2,9 @@
 # Removes the event's swarm stack and waits (bounded) until its containers and network are gone,
 # so that its secrets can be removed next and its port is free; then the migration job's
 # leftover containers.
-# Parameters: EVENT, STACK_FILE, SERVERS_FILE, REMOVE_TIMEOUT.
+# Parameters: EVENT, STACK_FILE, SERVERS_FILE, MANAGER_SERVERS_FILE, REMOVE_TIMEOUT.
 set -euo pipefail
-: "${EVENT:?}" "${STACK_FILE:?}" "${SERVERS_FILE:?}" "${REMOVE_TIMEOUT:?}"
+: "${EVENT:?}" "${STACK_FILE:?}" "${SERVERS_FILE:?}" "${MANAGER_SERVERS_FILE:?}" "${REMOVE_TIMEOUT:?}"
 
 if [[ -n $(docker stack ls --format '{{.Name}}' | awk -v name="$EVENT" '$0 == name') ]]; then
   docker stack rm "$EVENT" >&2
@@ -23,6 +23,6 @@ done
 # its exited container is the event's last trace in Docker.
 docker ps --all --quiet --filter "label=django-swarm.event=$EVENT" --filter status=exited |
   xargs --no-run-if-empty docker rm >/dev/null
-# Nginx's upstream that included the servers file went first (the event's nginx step).
-rm -f "$STACK_FILE" "$SERVERS_FILE"
+# Nginx's upstreams that included the servers files went first (the event's nginx step).
+rm -f "$STACK_FILE" "$SERVERS_FILE" "$MANAGER_SERVERS_FILE"
 log "Removed stack $EVENT"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Step 4: PostgreSQL for the event sites. Data on the volume when there is one; listening on
 # localhost and on docker_gwbridge's gateway; scram logins from the swarm subnet only, each
-# event role only to the database of the same name (the event steps create both).
+# event role only to the database of the same name (the event steps create both). With workers,
+# also on the manager's PRIVATE_ADDRESS, for logins from the WORKER_ADDRESSES alone.
 : "${SWARM_SUBNET:?}" "${SWARM_GATEWAY:?}" "${WAIT_FOR_GATEWAY_SECONDS:?}"
+# Both empty without workers; WORKER_ADDRESSES: IP addresses, a space between.
+: "${PRIVATE_ADDRESS?}" "${WORKER_ADDRESSES?}"
 # Empty PG_DATA_ROOT means: keep the data directory where Debian puts it.
 : "${PG_DATA_ROOT?}"
 
@@ -44,20 +47,25 @@ fi
 
 if replace_file "$conf_dir/conf.d/django-swarm.conf" 644 postgres:postgres <<EOC; then
 # Managed by django-swarm (Pulumi): changes here are overwritten.
-listen_addresses = 'localhost,${SWARM_GATEWAY}'
+listen_addresses = 'localhost,${SWARM_GATEWAY}${PRIVATE_ADDRESS:+,$PRIVATE_ADDRESS}'
 password_encryption = 'scram-sha-256'
 EOC
   restart=1
 fi
 
 hba=$conf_dir/pg_hba.conf
+clients="host sameuser all ${SWARM_SUBNET} scram-sha-256"
+for address in $WORKER_ADDRESSES; do
+  clients+=$'\n'"host sameuser all ${address}/32 scram-sha-256"
+done
 if replace_file "$hba" 640 postgres:postgres <<EOC; then
 $(sed '/^# BEGIN django-swarm/,/^# END django-swarm/d' "$hba")
 # BEGIN django-swarm (managed by Pulumi): event containers, each role only to its own database
-host sameuser all ${SWARM_SUBNET} scram-sha-256
+${clients}
 # END django-swarm
 EOC
-  restart=1
+  # PostgreSQL rereads pg_hba.conf on a reload: adding or removing a worker drops no connection.
+  reload=1
 fi
 
 # After a reboot PostgreSQL may start before Docker has recreated docker_gwbridge, and then
@@ -115,6 +123,10 @@ if [[ $restart == 1 ]]; then
   systemctl restart "$unit"
 else
   systemctl start "$unit"
+  if [[ $reload == 1 ]]; then
+    log "Reloading PostgreSQL ${version}: the clients it admits changed"
+    systemctl reload "$unit"
+  fi
 fi
 log "Waiting for PostgreSQL on ${SWARM_GATEWAY}:5432"
 for _ in $(seq 30); do

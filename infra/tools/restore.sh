@@ -29,6 +29,8 @@ fail() {
 event=$1 which=${2:-latest}
 database=ev_${event//-/_}
 service=${event}_web
+# With more replicas than one, the event's tasks on the workers (render_event.stack_file).
+workers_service=${event}_web-workers
 
 # The snapshot, as JSON: the newest of the event (of a release's pre-migration snapshots with
 # release=...), or the one named by its id, which must belong to the event.
@@ -48,6 +50,7 @@ if ! runuser -u postgres -- psql --no-psqlrc -Atq -c "SELECT 1 FROM pg_database 
 fi
 replicas=$(docker service inspect "$service" --format '{{.Spec.Mode.Replicated.Replicas}}') ||
   fail "its service $service does not exist: add the event back to the config, run pulumi up, then restore"
+workers_replicas=$(docker service inspect "$workers_service" --format '{{.Spec.Mode.Replicated.Replicas}}' 2>/dev/null || true)
 log "Restoring $event from snapshot $id ($(jq -r '.time' <<<"$snapshot"))"
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -63,9 +66,11 @@ fi
 # From here on the site is down; a failure leaves it down, with the reason and what to do.
 install -d -m 755 "$MAINTENANCE_DIR"
 touch "$MAINTENANCE_DIR/$event"
-trap 'log "restore of $event did not finish: the site stays in maintenance. What was there is in $keep. Fix the cause and run the restore again, or put the data back by hand, then: docker service scale $service=$replicas && rm $MAINTENANCE_DIR/$event"' ERR
-log "Maintenance on; stopping the tasks of $service"
-docker service scale --detach=false "$service=0" >/dev/null
+scale_back="$service=$replicas${workers_replicas:+ $workers_service=$workers_replicas}"
+trap 'log "restore of $event did not finish: the site stays in maintenance. What was there is in $keep. Fix the cause and run the restore again, or put the data back by hand, then: docker service scale $scale_back && rm $MAINTENANCE_DIR/$event"' ERR
+log "Maintenance on; stopping the tasks of $event"
+# shellcheck disable=SC2086 # one NAME=N word per service
+docker service scale --detach=false $service=0 ${workers_replicas:+$workers_service=0} >/dev/null
 
 log "Keeping what was there: $keep"
 runuser -u postgres -- pg_dump --format=custom "$database" >"$keep/database.dump"
@@ -100,8 +105,9 @@ fi
 chown "$SITE_UID:$SITE_UID" "$media"
 log "Uploaded files restored: $media"
 
-log "Starting $replicas task(s) of $service"
-docker service scale --detach=false "$service=$replicas" >/dev/null
+log "Starting the tasks of $event ($scale_back)"
+# shellcheck disable=SC2086 # one NAME=N word per service
+docker service scale --detach=false $scale_back >/dev/null
 # Maintenance ends once the tasks pass their health check (the site answers), bounded.
 for _ in $(seq 120); do
   healthy=$(docker ps -q --filter "label=com.docker.swarm.service.name=$service" --filter health=healthy | wc -l)

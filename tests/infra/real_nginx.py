@@ -71,10 +71,15 @@ class RealNginx:
             event: text.replace(f"{layout.NGINX_SERVERS_DIR}/", f"{tmp / 'servers'}/")
             for event, text in (upstreams or {}).items()
         }
+        # An event's manager-only upstream has the same servers unless a test says otherwise.
+        servers = {
+            **{f"{e}.manager": text for e, text in (servers or {}).items()},
+            **(servers or {}),
+        }
         for name, files in (
             ("locations", locations),
             ("upstreams", upstreams),
-            ("servers", servers or {}),
+            ("servers", servers),
         ):
             (tmp / name).mkdir()
             for event, text in files.items():

@@ -187,8 +187,18 @@ RULES = [
     (
         {"events": [{"name": "a", "path": "/a", "replicas": 2}]},
         "events[0].replicas",
-        "set at most 1; to use more cores of this server, set the event's GUNICORN_WORKERS",
+        "has 1 server(s): set at most 1, or add workers",
     ),
+    (
+        {"workers": {"count": 1}, "events": [{"name": "a", "path": "/a", "replicas": 3}]},
+        "events[0].replicas",
+        "has 2 server(s): set at most 2",
+    ),
+    ({"workers": {"count": 11}}, "workers.count", "from 0 to 10"),
+    ({"workers": {"count": "2"}}, "workers.count", "whole number"),
+    ({"workers": {"count": 1, "size": "a b"}}, "workers.size", "size slug"),
+    ({"workers": {"count": 1, "region": "ams3"}}, "workers.region", "known: ['count', 'size']"),
+    ({"workers": [{"host": "203.0.113.11"}]}, "workers", '{"count": 1}'),
     (
         {"events": [{"name": "a", "path": "/a", "settings": {"DB_PASSWORD_FILE": "/x"}}]},
         "events[0].settings.DB_PASSWORD_FILE",
@@ -425,3 +435,70 @@ def test_event_secrets_problems_name_the_key_and_never_the_value(
 def test_event_secrets_must_be_set_as_secrets(prod_config):
     plain = prod_config.with_(eventSecrets={"spring-hackathon": {"API_KEY": LEAKY}})
     assert any(line.startswith("eventSecrets: stored in plain text") for line in problems(plain))
+
+
+WORKER = {"host": "198.51.100.11", "advertiseAddress": "10.0.0.11"}
+EXISTING_WORKER_RULES = [
+    ({"workers": [WORKER]}, "advertiseAddress", "the manager's IP address"),
+    (
+        {"advertiseAddress": "10.0.0.2", "workers": [{**WORKER, "advertiseAddress": "w1"}]},
+        "workers[0].advertiseAddress",
+        "shares with the manager",
+    ),
+    (
+        {"advertiseAddress": "10.0.0.2", "workers": [{**WORKER, "host": "a b"}]},
+        "workers[0].host",
+        "IP address or DNS name",
+    ),
+    (
+        {"advertiseAddress": "10.0.0.2", "workers": [{**WORKER, "sshPort": 0}]},
+        "workers[0].sshPort",
+        "from 1 to 65535",
+    ),
+    (
+        {"advertiseAddress": "10.0.0.2", "workers": [{**WORKER, "sshHostKey": "nope"}]},
+        "workers[0].sshHostKey",
+        "ssh-keyscan",
+    ),
+    (
+        {"advertiseAddress": "10.0.0.2", "workers": [{**WORKER, "user": "x"}]},
+        "workers[0].user",
+        "remove it",
+    ),
+    ({"advertiseAddress": "10.0.0.2", "workers": [WORKER, WORKER]}, "workers", "more than once"),
+    ({"workers": {"count": 1}}, "workers", "a list of hosts"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "fix"), EXISTING_WORKER_RULES, ids=[r[1] for r in EXISTING_WORKER_RULES]
+)
+def test_each_worker_rule_of_an_existing_server_names_key_and_fix(
+    existing_config, changes, key, fix
+):
+    lines = problems(existing_config.with_(**changes))
+    assert any(line.startswith(f"{key}: ") and fix in line for line in lines), lines
+
+
+def test_workers_are_read_with_their_defaults(existing_config, prod_config):
+    key = openssh_public_key_line()
+    cfg = loaded(
+        existing_config.with_(
+            advertiseAddress="10.0.0.2",
+            workers=[
+                {"host": "198.51.100.11"},
+                {"host": "w2.example.org", "sshPort": 2200, "advertiseAddress": "10.0.0.12",
+                 "sshHostKey": key},
+            ],
+        )
+    )  # fmt: skip
+    assert cfg.workers == stack_config.WorkersConfig(
+        count=2,
+        hosts=(
+            stack_config.WorkerHost("198.51.100.11", 22, None, "198.51.100.11"),
+            stack_config.WorkerHost("w2.example.org", 2200, key, "10.0.0.12"),
+        ),
+    )
+    assert loaded(prod_config).workers == stack_config.WorkersConfig()
+    droplets = loaded(prod_config.with_(workers={"count": 2, "size": "s-2vcpu-2gb"})).workers
+    assert droplets == stack_config.WorkersConfig(count=2, size="s-2vcpu-2gb")

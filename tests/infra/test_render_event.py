@@ -36,6 +36,7 @@ SPEC = SiteSpec(
         admin_password="event1_admin_password_feedbeef0000",
     ),
     settings={"GUNICORN_WORKERS": "3"},
+    manager_address="10.110.0.2",
 )
 
 
@@ -44,7 +45,7 @@ def web_service(spec: SiteSpec) -> dict:
 
 
 def test_stack_pins_the_image_by_digest_and_publishes_the_port_event_stack_sh_chooses():
-    document = yaml.safe_load(render_event.stack_file(SPEC))
+    document = yaml.safe_load(render_event.stack_file(replace(SPEC, replicas=1)))
     web = document["services"]["web"]
     assert list(document["services"]) == ["web"]
     # The network the migration job used before the stack existed; no other network.
@@ -56,7 +57,7 @@ def test_stack_pins_the_image_by_digest_and_publishes_the_port_event_stack_sh_ch
         {"target": 8000, "published": "${DJANGO_SWARM_PORT}", "protocol": "tcp", "mode": "host"}
     ]
     assert web["deploy"]["endpoint_mode"] == "dnsrr"
-    assert web["deploy"]["replicas"] == 2
+    assert web["deploy"]["replicas"] == 1
     script = (Path(render_event.__file__).parent / "scripts" / "event_stack.sh").read_text()
     assert "DJANGO_SWARM_PORT=$port timeout" in script
 
@@ -65,7 +66,31 @@ def test_stack_keeps_a_dollar_in_a_setting_from_docker_stack_deploys_substitutio
     spec = replace(SPEC, settings={"GREETING": "costs $5 or ${PRICE}"})
     text = render_event.stack_file(spec)
     assert "costs $$5 or $${PRICE}" in text
-    assert text.count("${") == text.count("$${") + 1  # the port's variable only
+    # The port's variable only, once for each of the two services.
+    assert text.count("${") == text.count("$${") + 2
+    assert text.count("${DJANGO_SWARM_PORT}") == 2
+
+
+def test_one_task_runs_on_the_manager_with_the_uploads_and_the_others_on_workers():
+    services = yaml.safe_load(render_event.stack_file(replace(SPEC, replicas=3)))["services"]
+    web, on_workers = services["web"], services["web-workers"]
+    assert web["deploy"]["replicas"] == 1
+    assert web["deploy"]["placement"] == {"constraints": ["node.role == manager"]}
+    assert on_workers["deploy"]["replicas"] == 2
+    assert on_workers["deploy"]["placement"] == {"constraints": ["node.role == worker"]}
+    # The uploaded files are on the manager: only its task mounts them.
+    assert web["volumes"][0]["source"] == "/var/lib/django-swarm/media/event1"
+    assert "volumes" not in on_workers
+    # A worker reaches PostgreSQL at the manager's address, the manager at its own gateway.
+    assert web["environment"]["DB_HOST"] == "172.20.0.1"
+    assert on_workers["environment"]["DB_HOST"] == "10.110.0.2"
+    # Otherwise the same site: image, port, secrets, health check, rollout.
+    for key in ("image", "ports", "secrets", "healthcheck", "stop_grace_period"):
+        assert on_workers[key] == web[key], key
+    assert on_workers["deploy"]["update_config"] == web["deploy"]["update_config"]
+    assert {k: v for k, v in on_workers["environment"].items() if k != "DB_HOST"} == {
+        k: v for k, v in web["environment"].items() if k != "DB_HOST"
+    }
 
 
 def test_stack_rolls_out_start_first_and_rolls_back_on_failure():
@@ -275,13 +300,27 @@ def test_nginx_strips_the_prefix_and_forwards_the_headers(nginx, echo_sites):
     assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
 
 
-def test_nginx_upstream_includes_its_events_servers_file():
+def test_nginx_upstreams_include_their_events_servers_files():
     text = render_event.nginx_upstream("event1")
     assert text.startswith(render_event.nginx_location_owner("event1") + "\nupstream ")
     assert (
         "upstream django_swarm_event1 {\n    include /etc/django-swarm/nginx-servers/event1.conf;"
         in text
     )
+    assert (
+        "upstream django_swarm_event1_manager {\n"
+        "    include /etc/django-swarm/nginx-servers/event1.manager.conf;" in text
+    )
+
+
+def test_nginx_skips_a_silent_worker_longer_than_the_manager():
+    text = render_event.nginx_upstream_servers(("172.20.0.1",), 21000, 21001, ("10.0.0.3",))
+    assert text.splitlines() == [
+        "server 172.20.0.1:21000 max_fails=1 fail_timeout=1s;",
+        "server 10.0.0.3:21000 max_fails=1 fail_timeout=10s;",
+        "server 172.20.0.1:21001 backup max_fails=0;",
+        "server 10.0.0.3:21001 backup max_fails=0;",
+    ]
 
 
 def test_nginx_servers_use_the_live_port_of_every_node_and_keep_the_other_as_backup():
@@ -309,6 +348,43 @@ def test_nginx_sends_what_one_port_refuses_to_the_other(nginx, echo_sites, metho
             assert response.status == 200
             assert seen["site"] == echo_sites[site]
             assert seen["body"] == (f"visit {i}" if method == "POST" else None)
+
+
+def test_nginx_sends_the_admin_to_the_managers_task_alone(tmp_path, echo_sites, refusing_port):
+    """Files are uploaded through the admin, and only the manager keeps them: the admin goes to
+    the manager's upstream (here site e2), every other page to any task (here site e1)."""
+    location = render_event.nginx_location(
+        "event1", "/event1", f"{tmp_path}/static/", f"{tmp_path}/media/", 5, f"{tmp_path}/off"
+    )
+    servers = {
+        name: render_event.nginx_upstream_servers(("127.0.0.1",), echo_sites[site], refusing_port)
+        for name, site in (("event1", "e1"), ("event1.manager", "e2"))
+    }
+    server = RealNginx(
+        tmp_path,
+        render_host.nginx_site(None, tls=False),
+        {"event1": location},
+        {"event1": render_event.nginx_upstream("event1")},
+        servers,
+    )
+    try:
+        seen = {path: json.loads(get(server.http_port, path)[2]) for path in PAGES_AND_ADMIN}
+    finally:
+        server.stop()
+    assert {path: (s["site"], s["path"]) for path, s in seen.items()} == {
+        "/event1/": (echo_sites["e1"], "/"),
+        "/event1/hits/": (echo_sites["e1"], "/hits/"),
+        "/event1/admin/": (echo_sites["e2"], "/admin/"),
+        "/event1/admin/hits/attachment/add/": (echo_sites["e2"], "/admin/hits/attachment/add/"),
+    }
+
+
+PAGES_AND_ADMIN = (
+    "/event1/",
+    "/event1/hits/",
+    "/event1/admin/",
+    "/event1/admin/hits/attachment/add/",
+)
 
 
 def test_nginx_routes_each_prefix_to_its_own_site(nginx, echo_sites):

@@ -171,28 +171,48 @@ host    all             all             127.0.0.1/32            scram-sha-256
 """
 
 
-def hba_edit(subnet: str) -> str:
+def hba_edit(subnet: str, workers: str = "") -> str:
     """The pg_hba.conf edit of host_postgres.sh, cut out of the script to run it on a copy."""
     script = (SCRIPTS_DIR / "host_postgres.sh").read_text()
     start = script.index("hba=$conf_dir/pg_hba.conf")
     end = script.index("# After a reboot")
     edit = script[start:end]
-    return f"conf_dir=.\nSWARM_SUBNET={subnet}\nrestart=0\n{edit}\necho restart=$restart\n"
+    return (
+        f"conf_dir=.\nSWARM_SUBNET={subnet}\nWORKER_ADDRESSES='{workers}'\nreload=0\n{edit}\n"
+        "echo reload=$reload\n"
+    )
 
 
 def test_pg_hba_block_is_written_once_and_replaced_on_change(tmp_path):
     (tmp_path / "pg_hba.conf").write_text(PG_HBA)
     owner = f"{tmp_path.stat().st_uid}:{tmp_path.stat().st_gid}"
     edit = hba_edit("172.20.0.0/16").replace("postgres:postgres", owner)
-    assert run_lib(edit, tmp_path).stdout == "restart=1\n"
-    assert run_lib(edit, tmp_path).stdout == "restart=0\n"
+    assert run_lib(edit, tmp_path).stdout == "reload=1\n"
+    assert run_lib(edit, tmp_path).stdout == "reload=0\n"
     first = (tmp_path / "pg_hba.conf").read_text()
     assert first.startswith(PG_HBA)
     assert first.count("host sameuser all 172.20.0.0/16 scram-sha-256") == 1
     changed = hba_edit("10.9.0.0/16").replace("postgres:postgres", owner)
-    assert run_lib(changed, tmp_path).stdout == "restart=1\n"
+    assert run_lib(changed, tmp_path).stdout == "reload=1\n"
     text = (tmp_path / "pg_hba.conf").read_text()
     assert "172.20.0.0/16" not in text and text.count("sameuser") == 1
+
+
+def test_pg_hba_admits_each_worker_address_alone(tmp_path):
+    (tmp_path / "pg_hba.conf").write_text(PG_HBA)
+    owner = f"{tmp_path.stat().st_uid}:{tmp_path.stat().st_gid}"
+    edit = hba_edit("172.20.0.0/16", "10.0.0.11 10.0.0.12").replace("postgres:postgres", owner)
+    assert run_lib(edit, tmp_path).stdout == "reload=1\n"
+    block = (tmp_path / "pg_hba.conf").read_text().removeprefix(PG_HBA)
+    assert re.findall(r"^host sameuser all (\S+) scram-sha-256$", block, re.MULTILINE) == [
+        "172.20.0.0/16",
+        "10.0.0.11/32",
+        "10.0.0.12/32",
+    ]
+    # A removed worker loses its line.
+    edit = hba_edit("172.20.0.0/16", "10.0.0.12").replace("postgres:postgres", owner)
+    assert run_lib(edit, tmp_path).stdout == "reload=1\n"
+    assert "10.0.0.11" not in (tmp_path / "pg_hba.conf").read_text()
 
 
 def run_script(script: str, **params: str) -> subprocess.CompletedProcess:
@@ -312,6 +332,9 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
             "SECRETS_IN_USE": "s1", "PORTS": "8000 8001",
             "SERVERS_FILE": str(tmp_path / "servers.conf"),
             "SERVERS_FIRST": "server 172.20.0.1:8000;\n", "SERVERS_SECOND": servers,
+            "MANAGER_SERVERS_FILE": str(tmp_path / "servers.conf"),
+            "MANAGER_SERVERS_FIRST": "server 172.20.0.1:8000;\n",
+            "MANAGER_SERVERS_SECOND": servers,
         },
     )  # fmt: skip
     result = subprocess.run(

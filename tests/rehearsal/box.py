@@ -172,16 +172,53 @@ def run_over(
         client.close()
 
 
-class Box:
-    """One running box. ``start()`` boots it; ``remove()`` deletes it and its Docker volume."""
+class BoxNetwork:
+    """A Docker network of our own that boxes share, as droplets share their VPC."""
 
-    def __init__(self, workdir: Path, registry_user: str, registry_password: str):
+    def __init__(self) -> None:
+        self.name = f"{PREFIX}-net-{uuid.uuid4().hex[:8]}"
+        # A /24 no other network of this machine uses (the boxes' own Docker takes 10.0.0.0/8
+        # for its overlay networks and 172.17-172.20 for its bridges).
+        taken = set(docker("network", "inspect", "--format",
+                           "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                           *docker("network", "ls", "-q").split()).split())  # fmt: skip
+        third = next(n for n in range(200, 255) if f"192.168.{n}.0/24" not in taken)
+        self.prefix = f"192.168.{third}"
+        docker("network", "create", "--subnet", f"{self.prefix}.0/24", self.name)
+
+    def address(self, host: int) -> str:
+        return f"{self.prefix}.{host}"
+
+    def remove(self) -> None:
+        docker("network", "rm", self.name, check=False)
+
+
+class Box:
+    """One running box. ``start()`` boots it; ``remove()`` deletes it and its Docker volume.
+
+    On a ``network`` of our own it has the fixed ``address``. A worker box logs in with the key
+    of the box it works for (``key_of``, as droplets share the deploy key) and reaches that box's
+    registry at the same name, 127.0.0.1:<port> (as every droplet reaches the real registry).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        registry_user: str,
+        registry_password: str,
+        network: BoxNetwork | None = None,
+        address: str | None = None,
+        key_of: Box | None = None,
+        hostname: str = "rehearsal-box",
+    ):
         self.name = f"{PREFIX}-box-{uuid.uuid4().hex[:8]}"
+        self.network, self.address, self.hostname = network, address, hostname
+        self.manager = key_of
         self.volume = f"{self.name}-docker"
         self.workdir = workdir
         self.registry_user = registry_user
         self.registry_password = registry_password
-        self.registry_port = free_loopback_port()
+        self.registry_port = key_of.registry_port if key_of else free_loopback_port()
         key = ed25519.Ed25519PrivateKey.generate()
         self.private_key = key.private_bytes(
             serialization.Encoding.PEM,
@@ -193,6 +230,8 @@ class Box:
             .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
             .decode()
         )
+        if key_of:
+            self.private_key, self.public_key = key_of.private_key, key_of.public_key
         key_file = workdir / "id_ed25519"
         key_file.write_text(self.private_key)
         key_file.chmod(0o600)
@@ -207,9 +246,14 @@ class Box:
 
     def start(self) -> None:
         caps = [arg for cap in CAPABILITIES for arg in ("--cap-add", cap)]
+        network = ["--network", self.network.name, "--ip", self.address] if self.network else []
+        # A worker's registry port is its manager's, published there.
+        registry = (
+            [] if self.manager else ["-p", f"127.0.0.1:{self.registry_port}:{self.registry_port}"]
+        )
         docker(
-            "run", "-d", "--name", self.name, "--hostname", "rehearsal-box",
-            *caps,
+            "run", "-d", "--name", self.name, "--hostname", self.hostname,
+            *caps, *network,
             "--security-opt", "seccomp=unconfined",
             "--security-opt", "apparmor=unconfined",
             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -218,7 +262,7 @@ class Box:
             # not on the outer engine's vfs layers).
             "-v", f"{self.volume}:/var/lib/docker",
             "-p", f"127.0.0.1:{self.ssh_port}:22", "-p", f"127.0.0.1:{self.http_port}:80",
-            "-p", f"127.0.0.1:{self.registry_port}:{self.registry_port}",
+            *registry,
             BOX_IMAGE,
         )  # fmt: skip
         self._configure()
@@ -232,6 +276,9 @@ class Box:
             "&& chmod 600 /root/.ssh/authorized_keys",
             input_=self.public_key + "\n",
         )
+        if self.manager:
+            self._forward_registry()
+            return
         htpasswd = bcrypt.hashpw(self.registry_password.encode(), bcrypt.gensalt()).decode()
         self.exec(
             "cat >/etc/docker/registry/htpasswd && chmod 640 /etc/docker/registry/htpasswd "
@@ -241,6 +288,18 @@ class Box:
         self.exec(
             f"sed -i 's/^  addr: .*/  addr: :{self.registry_port}/' /etc/docker/registry/config.yml"
             " && systemctl restart docker-registry"
+        )
+
+    def _forward_registry(self) -> None:
+        """127.0.0.1:<port> forwarded to the manager box's registry (systemd's own proxy)."""
+        port, target = self.registry_port, f"{self.manager.address}:{self.registry_port}"
+        self.exec(
+            "cat >/etc/systemd/system/rehearsal-registry.socket <<EOF\n"
+            f"[Socket]\nListenStream=127.0.0.1:{port}\n[Install]\nWantedBy=sockets.target\nEOF\n"
+            "cat >/etc/systemd/system/rehearsal-registry.service <<EOF\n"
+            f"[Service]\nExecStart=/usr/lib/systemd/systemd-socket-proxyd {target}\nEOF\n"
+            "systemctl daemon-reload && systemctl disable --now -q docker-registry"
+            " && systemctl enable --now -q rehearsal-registry.socket"
         )
 
     def exec(self, command: str, input_: str | None = None) -> str:
@@ -268,7 +327,8 @@ class Box:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if self.ssh("systemctl is-active ssh docker-registry").status == 0:
+                registry = "rehearsal-registry.socket" if self.manager else "docker-registry"
+                if self.ssh(f"systemctl is-active ssh {registry}").status == 0:
                     return
             except (OSError, paramiko.SSHException):
                 pass
@@ -297,6 +357,8 @@ class Box:
         """The box, its Docker volume, and this machine's copies of what was pushed to it."""
         docker("rm", "-f", "-v", self.name, check=False)
         docker("volume", "rm", "-f", self.volume, check=False)
+        if self.manager:
+            return
         names = docker("images", "--format", "{{.Repository}}:{{.Tag}}").split()
         pushed = [
             name

@@ -1,0 +1,307 @@
+"""The rehearsal of workers: three Debian 13 boxes on a Docker network of our own, a manager and
+two workers, as a droplet and its workers share a VPC. The program reaches each box over SSH on
+127.0.0.1; the boxes reach each other only on that network. Stories in order: add a worker
+(tasks land on it), exact counts across two nodes, a rollout under load, a worker stopped under
+load (its task moves), a worker removed under load (drained), and teardown.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.rehearsal import figures
+from tests.rehearsal.box import Box, BoxNetwork, docker
+from tests.rehearsal.conftest import REGISTRY_USER
+from tests.rehearsal.replay import Converge, ReplayCloud, converge
+from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
+
+SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
+MANAGER = "rehearsal-manager"
+
+
+@dataclass
+class Cluster:
+    manager: Box
+    workers: list[Box]
+    workdir: Path
+    base_image: str = "django-swarm/python-base:trixie"
+    events: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"name": "event1", "path": "/event1"},
+            {"name": "event2", "path": "/event2"},
+        ]
+    )
+    # The worker boxes the config lists.
+    joined: list[Box] = field(default_factory=list)
+    converges: list[Converge] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return self.workdir / "state.json"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "target": "existing",
+            "host": "127.0.0.1",
+            "sshPort": self.manager.ssh_port,
+            "advertiseAddress": self.manager.address,
+            "sshPrivateKey": self.manager.private_key,
+            "registry": {
+                "server": self.manager.registry_server,
+                "repository": "rehearsal/site",
+                "username": REGISTRY_USER,
+            },
+            "registryPassword": self.manager.registry_password,
+            "baseImage": self.base_image,
+            "events": self.events,
+            "workers": [
+                {"host": "127.0.0.1", "sshPort": box.ssh_port, "advertiseAddress": box.address}
+                for box in self.joined
+            ],
+        }
+
+    def converge(self) -> Converge:
+        result = converge(self.config(), SECRET_KEYS, self.state, self.workdir)
+        self.converges.append(result)
+        return result
+
+    def set_replicas(self, event: str, replicas: int) -> None:
+        next(e for e in self.events if e["name"] == event)["replicas"] = replicas
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.manager.http_port}{path}"
+
+    def hits(self, path: str) -> int:
+        response = requests.get(self.url(path), timeout=10)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        return response.json()["hits"]
+
+    def running(self, event: str) -> dict[str, str]:
+        """Node -> image of each running task of the event, as the manager sees them."""
+        services = f"{event}_web" + (
+            f" {event}_web-workers"
+            if self.manager.ssh(f"docker service inspect {event}_web-workers").status == 0
+            else ""
+        )
+        out = self.manager.check(
+            f"docker service ps --filter desired-state=running --format"
+            f" '{{{{.Node}}}} {{{{.Image}}}} {{{{.CurrentState}}}}' {services}"
+        )
+        tasks = [line.split() for line in out.splitlines()]
+        return {node: image for node, image, state, *_ in tasks if state == "Running"}
+
+    def wait_for_tasks(self, event: str, nodes: set[str], timeout: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while (running := self.running(event)).keys() != nodes:
+            assert time.monotonic() < deadline, f"{event} runs on {running}, not on {nodes}"
+            time.sleep(2)
+        return running
+
+
+@pytest.fixture(scope="module")
+def cluster(box_images, registry_password, tmp_path_factory) -> Iterator[Cluster]:
+    network = BoxNetwork()
+    workdir = tmp_path_factory.mktemp("rehearsal-workers")
+    workdir.chmod(0o700)
+    manager = Box(
+        workdir, REGISTRY_USER, registry_password, network, network.address(2), hostname=MANAGER
+    )
+    boxes = [manager]
+    try:
+        manager.start()
+        for n in (1, 2):
+            worker_dir = workdir / f"worker-{n}"
+            worker_dir.mkdir()
+            worker = Box(
+                worker_dir, REGISTRY_USER, registry_password, network, network.address(2 + n),
+                key_of=manager, hostname=f"rehearsal-worker-{n}",
+            )  # fmt: skip
+            boxes.append(worker)
+            worker.start()
+        yield Cluster(manager, boxes[1:], workdir)
+    finally:
+        for each in boxes:
+            each.remove()
+        network.remove()
+
+
+def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
+    first = cluster.converge()
+    figures.record("first converge, manager only (workers story)", f"{first.seconds:.0f} s")
+    assert cluster.running("event1").keys() == {MANAGER}
+
+    worker = cluster.workers[0]
+    cluster.joined = [worker]
+    cluster.set_replicas("event1", 2)
+    added = cluster.converge()
+    figures.record("converge that adds a worker (event1 -> 2 replicas)", f"{added.seconds:.0f} s")
+    nodes = cluster.manager.check(
+        "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'"
+    )
+    assert sorted(nodes.splitlines()) == [f"{MANAGER} Ready Leader", "rehearsal-worker-1 Ready "]
+    digest = added.program.exports["imageDigest"]
+    assert cluster.running("event1") == {MANAGER: digest, "rehearsal-worker-1": digest}
+    # An event with one replica stays on the manager.
+    assert cluster.running("event2").keys() == {MANAGER}
+    # The worker's task reached PostgreSQL on the manager: it answers as a site.
+    worker_task = worker.check(
+        "docker ps -q --filter label=com.docker.swarm.service.name=event1_web-workers"
+    ).split()
+    assert len(worker_task) == 1
+    page = worker.check(
+        f'docker exec {worker_task[0]} python -c "import urllib.request as u;'
+        " print(u.urlopen('http://127.0.0.1:8000/').read().decode())\""
+    )
+    assert '"hits"' in page
+    # PostgreSQL admits the worker's address alone, besides the manager's own bridge.
+    hba = cluster.manager.check("cat /etc/postgresql/*/main/pg_hba.conf")
+    assert f"host sameuser all {worker.address}/32 scram-sha-256" in hba
+    assert f"{cluster.workers[1].address}" not in hba
+
+
+def gunicorn_visits(box: Box, service: str) -> int:
+    """How many visits of the event's page the box's task of ``service`` logged."""
+    return int(
+        box.check(
+            f"ids=$(docker ps -q --filter label=com.docker.swarm.service.name={service});"
+            " for id in $ids; do docker logs $id 2>&1; done | grep -c '\"GET / HTTP' || true"
+        )
+    )
+
+
+def test_w2_an_event_counts_exactly_across_its_tasks_on_two_nodes(cluster):
+    worker = cluster.workers[0]
+    before = cluster.hits("/event1/")
+    logged = (
+        gunicorn_visits(cluster.manager, "event1_web"),
+        gunicorn_visits(worker, "event1_web-workers"),
+    )
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def visit(times: int) -> None:
+        for _ in range(times):
+            count = requests.get(cluster.url("/event1/"), timeout=10).json()["hits"]
+            with lock:
+                seen.append(count)
+
+    threads = [threading.Thread(target=visit, args=(25,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 100 concurrent visits through both nodes: each got its own number, none lost or repeated.
+    assert sorted(seen) == list(range(before + 1, before + 101))
+    on_manager = gunicorn_visits(cluster.manager, "event1_web") - logged[0]
+    on_worker = gunicorn_visits(worker, "event1_web-workers") - logged[1]
+    figures.record(
+        "visits answered on manager / worker (100 concurrent)", f"{on_manager} / {on_worker}"
+    )
+    assert on_manager + on_worker == 100
+    assert on_manager > 0 and on_worker > 0
+
+
+def test_w3_a_rollout_across_two_nodes_fails_no_request(cluster):
+    docker("tag", cluster.base_image, NEXT_BASE_IMAGE)
+    docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
+           "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
+    old = cluster.converges[-1].program.exports["imageDigest"]
+    load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/", "/event2/"))
+    load.start()
+    cluster.base_image = NEXT_BASE_IMAGE
+    try:
+        result = cluster.converge()
+    finally:
+        load.stop()
+    figures.record(
+        "failed requests during a rollout over manager + worker (GET and POST)",
+        f"{load.failed} of {load.total}",
+    )
+    new = result.program.exports["imageDigest"]
+    assert new != old
+    assert cluster.running("event1") == {MANAGER: new, "rehearsal-worker-1": new}
+    assert load.posts_answered > 0
+    assert load.failed == 0, f"{load.failed} of {load.total} requests failed during the rollout"
+
+
+def test_w4_a_stopped_worker_loses_its_task_to_another_and_no_request_fails(cluster):
+    first, second = cluster.workers
+    cluster.joined = [first, second]
+    added = cluster.converge()
+    figures.record("converge that adds a second worker", f"{added.seconds:.0f} s")
+    # Swarm does not move running tasks onto a new node: event1's stays on worker 1.
+    assert cluster.running("event1").keys() == {MANAGER, "rehearsal-worker-1"}
+
+    load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",))
+    load.start()
+    started = time.monotonic()
+    try:
+        docker("stop", "-t", "30", first.name)
+        cluster.wait_for_tasks("event1", {MANAGER, "rehearsal-worker-2"}, timeout=180)
+        moved = time.monotonic() - started
+        time.sleep(5)
+    finally:
+        load.stop()
+    figures.record("a stopped worker's task running on the other worker after", f"{moved:.0f} s")
+    figures.record(
+        "failed requests while a worker stopped and its task moved",
+        f"{load.failed} of {load.total}",
+    )
+    assert load.failed == 0, f"{load.failed} of {load.total} requests failed"
+    # The worker comes back as a node of the swarm, with nothing to run until something moves.
+    docker("start", first.name)
+    first.wait_ready(timeout=180)
+    deadline = time.monotonic() + 120
+    while "rehearsal-worker-1 Ready" not in cluster.manager.check(
+        "docker node ls --format '{{.Hostname}} {{.Status}}'"
+    ):
+        assert time.monotonic() < deadline, "worker 1 did not rejoin the swarm"
+        time.sleep(2)
+
+
+def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
+    first, second = cluster.workers
+    count = cluster.hits("/event1/")
+    cluster.joined = [first]
+    load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",))
+    load.start()
+    try:
+        removed = cluster.converge()
+    finally:
+        load.stop()
+    figures.record("converge that removes a worker", f"{removed.seconds:.0f} s")
+    figures.record(
+        "failed requests while a worker was drained and removed",
+        f"{load.failed} of {load.total}",
+    )
+    steps = [(e.key.rsplit("::", 1)[1], e.action) for e in removed.cloud.executions]
+    name = f"worker-{second.address.replace('.', '-')}"
+    assert steps.index((f"{name}-node", "delete")) < steps.index((f"{name}-join", "delete"))
+    assert load.failed == 0, f"{load.failed} of {load.total} requests failed"
+    nodes = cluster.manager.check("docker node ls --format '{{.Hostname}}'").split()
+    assert sorted(nodes) == [MANAGER, "rehearsal-worker-1"]
+    assert second.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
+    # Its task started again on the worker that is left; nothing was lost.
+    assert cluster.wait_for_tasks("event1", {MANAGER, "rehearsal-worker-1"}, timeout=120)
+    assert cluster.hits("/event1/") == count + 1 + load.ok_by_path["/event1/"]
+    assert f"{second.address}/32" not in cluster.manager.check(
+        "cat /etc/postgresql/*/main/pg_hba.conf"
+    )
+
+
+def test_w6_teardown_takes_every_node_out_of_the_swarm(cluster):
+    cloud = ReplayCloud(cluster.state, cluster.workdir)
+    cloud.destroy()
+    assert cloud.state.resources == {}
+    for box in (cluster.manager, cluster.workers[0]):
+        assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
+        assert box.check("docker ps -q") == "", box.name
+    assert cluster.manager.check("docker ps -aq") == ""
