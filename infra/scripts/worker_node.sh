@@ -7,7 +7,7 @@ node_state() {
   docker node inspect --format '{{.Status.State}}/{{.Spec.Availability}}' "$NODE_ID" 2>/dev/null || true
 }
 
-docker node update --quiet --label-add "django-swarm.worker=$WORKER" --availability active "$NODE_ID" >/dev/null
+docker node update --label-add "django-swarm.worker=$WORKER" --availability active "$NODE_ID" >/dev/null
 log "Waiting for worker $WORKER (node $NODE_ID) to be ready"
 for _ in $(seq "$READY_TIMEOUT"); do
   [[ $(node_state) == ready/active ]] && break

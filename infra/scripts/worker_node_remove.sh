@@ -14,7 +14,7 @@ running() {
 }
 if [[ $(docker node inspect --format '{{.Status.State}}' "$NODE_ID") == ready ]]; then
   log "Draining worker $WORKER (node $NODE_ID): its tasks move to the other nodes"
-  docker node update --quiet --availability drain "$NODE_ID" >/dev/null
+  docker node update --availability drain "$NODE_ID" >/dev/null
   for _ in $(seq "$DRAIN_TIMEOUT"); do
     (($(running) == 0)) && break
     sleep 1

@@ -27,6 +27,8 @@ from tests.harness import REPO_ROOT
 IMAGES_DIR = REPO_ROOT / "tests" / "images"
 BOX_IMAGE = "rehearsal/box:trixie"
 PREFIX = "rehearsal"
+# Where start_ps_sampler writes the command lines it saw on a box.
+PS_LOG = "/root/rehearsal-ps.log"
 
 # What a systemd box needs without --privileged (which fails here: one capability is missing
 # from the bounding set). Everything usual except SYS_RESOURCE, PERFMON, BPF, CHECKPOINT_RESTORE.
@@ -309,6 +311,14 @@ class Box:
     def exec_detached(self, command: str) -> None:
         """A root shell command left running in the box (until it exits or the box restarts)."""
         docker("exec", "-d", self.name, "bash", "-c", command)
+
+    def start_ps_sampler(self) -> None:
+        """Every distinct command line seen on the box, sampled 5 times a second, into PS_LOG
+        (until the box restarts)."""
+        self.exec_detached(
+            f"while :; do ps -eo args; sleep 0.2; done | awk '!seen[$0]++ {{print; fflush()}}' "
+            f">>{PS_LOG}"
+        )
 
     def wait_for(self, command: str, timeout: float, accept_degraded: bool = False) -> None:
         deadline = time.monotonic() + timeout

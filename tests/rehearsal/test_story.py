@@ -35,7 +35,7 @@ import config
 import layout
 from remote_script import render_script
 from tests.rehearsal import figures
-from tests.rehearsal.box import Box, docker
+from tests.rehearsal.box import PS_LOG, Box, docker
 from tests.rehearsal.browser import chromium
 from tests.rehearsal.conftest import REGISTRY_USER
 from tests.rehearsal.replay import Converge, ReplayCloud, converge
@@ -59,7 +59,6 @@ BROKEN_SETTINGS = {"GUNICORN_WORKER_CLASS": "rehearsal.broken.Worker"}
 # A code change without touching app/: a new base image (the `baseImage` config value) gives a
 # new image, a new digest and a new release of every event.
 NEXT_BASE_IMAGE = "rehearsal/python-base:next"
-PS_LOG = "/root/rehearsal-ps.log"
 # Run inside a site container (argv[1]: the database): connects like the site does, with the
 # role, host and password file swarm gave it; prints the role or exits with PostgreSQL's error.
 CONNECT_AS_SITE = """
@@ -154,12 +153,6 @@ class Story:
         )
         return dict(line.split() for line in out.splitlines())
 
-    def start_ps_sampler(self) -> None:
-        """Every distinct command line seen on the box, sampled 5 times a second."""
-        self.box.exec_detached(
-            f"while :; do ps -eo args; sleep 0.2; done | awk '!seen[$0]++ {{print; fflush()}}' "
-            f">>{PS_LOG}"
-        )
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +211,7 @@ def executed(result: Converge) -> list[tuple[str, str]]:
 
 
 def test_1_first_converge_serves_two_events(story):
-    story.start_ps_sampler()
+    story.box.start_ps_sampler()
     result = story.converge()
     figures.record("first converge (bare box -> 2 events)", f"{result.seconds:.0f} s")
     # Right after `up`, with no wait: the Nginx step returns only once the new locations serve.
@@ -664,7 +657,7 @@ def test_5b_a_failed_release_and_its_retry_keep_the_live_releases_static_files(s
 def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
     story.box.reboot()
-    story.start_ps_sampler()
+    story.box.start_ps_sampler()
     for path in ("/event1", "/event2"):
         wait_until_serving(story, path, timeout=240)
     for path, before in counts.items():

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.rehearsal import figures
-from tests.rehearsal.box import Box, BoxNetwork, docker
+from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
 from tests.rehearsal.conftest import REGISTRY_USER
 from tests.rehearsal.replay import Converge, ReplayCloud, converge
 from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
@@ -139,6 +139,7 @@ def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
     assert cluster.running("event1").keys() == {MANAGER}
 
     worker = cluster.workers[0]
+    worker.start_ps_sampler()
     cluster.joined = [worker]
     cluster.set_replicas("event1", 2)
     added = cluster.converge()
@@ -165,6 +166,10 @@ def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
     hba = cluster.manager.check("cat /etc/postgresql/*/main/pg_hba.conf")
     assert f"host sameuser all {worker.address}/32 scram-sha-256" in hba
     assert f"{cluster.workers[1].address}" not in hba
+    # The join token went to dockerd on stdin: no command line of the worker ever showed it.
+    token = cluster.manager.check("docker swarm join-token -q worker").strip()
+    seen = worker.check(f"cat {PS_LOG}")
+    assert "swarm/join" in seen and token not in seen
 
 
 def gunicorn_visits(box: Box, service: str) -> int:
