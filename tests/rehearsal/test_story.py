@@ -154,7 +154,6 @@ class Story:
         return dict(line.split() for line in out.splitlines())
 
 
-
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
     server = S3Server()
