@@ -1,6 +1,7 @@
-"""The server the swarm runs on: a new DigitalOcean droplet and its surroundings, or an
-existing Debian host reachable over SSH. Either way the rest of the program sees the same three
-things: how to reach it over SSH, its public address, and the address the swarm advertises.
+"""The servers the swarm runs on: a new DigitalOcean droplet (the manager), its workers and their
+surroundings, or existing Debian hosts reachable over SSH. Either way the rest of the program sees
+the same things: how to reach the manager over SSH, its public address, the address the swarm
+advertises, and for each worker its SSH connection and its address on the shared network.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Server(pulumi.ComponentResource):
         self.connection = self._pinned_connection(
             name, self.public_address, self.ssh_port, cfg.ssh_host_key
         )
-        self.host_key = self.connection.host_key
+        self.host_key = pulumi.Output.from_input(self.connection.host_key)
         self.register_outputs(
             {
                 "public_address": self.public_address,

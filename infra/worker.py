@@ -75,8 +75,10 @@ class Worker(pulumi.ComponentResource):
             depends_on=[docker, token],
         )
         # The node's id is no secret, though the step that printed it read one.
-        node_params = {"NODE_ID": pulumi.Output.unsecret(joined.stdout).apply(str.strip)}
-        node_params["WORKER"] = name
+        node_params: dict[str, pulumi.Input[str]] = {
+            "NODE_ID": pulumi.Output.unsecret(joined.stdout).apply(str.strip),
+            "WORKER": name,
+        }
         self.ready = remote_step(
             f"{name}-node",
             args.manager_connection,
