@@ -16,7 +16,7 @@ if [[ -z $version ]]; then
 fi
 conf_dir=/etc/postgresql/$version/main
 unit=postgresql@$version-main
-restart=0
+restart=0 reload=0
 
 if [[ -n $PG_DATA_ROOT ]]; then
   target=$PG_DATA_ROOT/postgresql/$version/main
