@@ -278,6 +278,11 @@ class _Reader:
         shown = value if isinstance(value, str) else json.dumps(value)
         self.problems.append(f"{key}: {shown!r} is invalid: {fix}")
 
+    def unknown_keys(self, key: str, value: Mapping[str, Any], known: frozenset[str]) -> None:
+        """A problem for each key of the object ``value`` (config ``key``) not in ``known``."""
+        for unknown in sorted(set(value) - known):
+            self.problem(f"{key}.{unknown}", value[unknown], f"remove it; known: {sorted(known)}")
+
     def missing(self, key: str, fix: str) -> None:
         self.problems.append(f"{key}: missing: {fix}")
 
@@ -432,10 +437,7 @@ def _events(reader: _Reader, servers: int) -> tuple[EventConfig, ...]:
         if not isinstance(item, dict):
             reader.problem(key, item, 'set an object like {"name": "event1", "path": "/event1"}')
             continue
-        for unknown in sorted(set(item) - EVENT_KEYS):
-            reader.problem(
-                f"{key}.{unknown}", item[unknown], f"remove it; known: {sorted(EVENT_KEYS)}"
-            )
+        reader.unknown_keys(key, item, EVENT_KEYS)
         name = item.get("name")
         if not isinstance(name, str) or not EVENT_NAME.fullmatch(name):
             reader.problem(
@@ -605,10 +607,7 @@ def _backups(reader: _Reader, target: str, region: str) -> BackupConfig:
     """``backups`` and ``backupSecretAccessKey``: an S3 bucket (a DigitalOcean Space by default),
     or none for a repository on the server itself; schedule and retention either way."""
     raw = reader.json_value("backups", {}, dict, 'an object like {"bucket": "my-space"}')
-    for unknown in sorted(set(raw) - BACKUP_KEYS):
-        reader.problem(
-            f"backups.{unknown}", raw[unknown], f"remove it; known: {sorted(BACKUP_KEYS)}"
-        )
+    reader.unknown_keys("backups", raw, BACKUP_KEYS)
     secret = reader.config.get_secret("backupSecretAccessKey")
     bucket, key_id = raw.get("bucket"), raw.get("accessKeyId")
     default_endpoint = (
@@ -763,12 +762,7 @@ def _workers(reader: _Reader, target: str, advertise_address: str | None) -> Wor
     """``workers``: {count, size} droplets (digitalocean) or a list of hosts (existing)."""
     if target == "digitalocean":
         raw = reader.json_value("workers", {}, dict, 'an object like {"count": 1}')
-        for unknown in sorted(set(raw) - WORKER_DROPLET_KEYS):
-            reader.problem(
-                f"workers.{unknown}",
-                raw[unknown],
-                f"remove it; known: {sorted(WORKER_DROPLET_KEYS)}",
-            )
+        reader.unknown_keys("workers", raw, WORKER_DROPLET_KEYS)
         count = raw.get("count", 0)
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_WORKERS:
             reader.problem("workers.count", count, f"set a whole number from 0 to {MAX_WORKERS}")
@@ -790,10 +784,7 @@ def _workers(reader: _Reader, target: str, advertise_address: str | None) -> Wor
         if not isinstance(item, dict):
             reader.problem(key, item, 'set an object like {"host": "203.0.113.11"}')
             continue
-        for unknown in sorted(set(item) - WORKER_HOST_KEYS):
-            reader.problem(
-                f"{key}.{unknown}", item[unknown], f"remove it; known: {sorted(WORKER_HOST_KEYS)}"
-            )
+        reader.unknown_keys(key, item, WORKER_HOST_KEYS)
         host = item.get("host")
         if not isinstance(host, str) or not (_is_address(host) or HOSTNAME.fullmatch(host)):
             reader.problem(f"{key}.host", host, "set the worker's IP address or DNS name")
