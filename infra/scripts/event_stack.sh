@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Deploys the event's swarm stack and waits (bounded) until the update converged. Docker exits 0
-# after an automatic rollback, so the service's UpdateStatus decides: a rolled back or paused
-# update fails this step with the event's name and the last task errors, while the previous
-# version keeps serving. Afterwards, swarm secrets no version uses any more are removed.
+# after an automatic rollback, so the services' UpdateStatus decides: an update of any service of
+# the stack (`web`, or `web-workers` alone) rolled back or paused fails this step with the event's
+# name and that service's last task errors, while the previous version keeps serving. Afterwards, swarm secrets no version uses any more are removed.
 # A new release publishes whichever of the event's two ports (PORTS) the live one does not hold,
 # so its tasks start beside the old ones (render_event.stack_file); the release that is live
 # deployed again (a re-run) keeps its port, so nothing rolls. STACK_FILE holds the text last
@@ -26,22 +26,34 @@ install -d -m 700 "${STACK_FILE%/*}"
 deploy_log=$(mktemp)
 trap 'rm -f "$deploy_log" "$STACK_FILE.new"' EXIT
 
+# The stack's services, one name a line (none before its first deploy).
+stack_services() {
+  docker stack services --format '{{.Name}}' "$EVENT" 2>/dev/null | sort || true
+}
+
+# fail REASON [SERVICE...]: the reason first, then what the services (all of the stack's when none
+# is named) say about it.
 fail() {
-  printf 'event %s: %s; the previous version (if any) keeps serving. Last tasks:\n' \
-    "$EVENT" "$1" >&2
-  docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' \
-    "$SERVICE" 2>&1 | awk 'NR <= 10' >&2
-  # A task killed for failing its health check has no error above: its own output says why.
-  # (Bounded: `docker service logs` never ends for a task from before a daemon restart.)
-  printf 'Last lines the tasks of %s printed:\n' "$SERVICE" >&2
-  timeout 20 docker service logs --no-trunc --timestamps --tail 30 "$SERVICE" >&2 2>&1 || true
+  local reason=$1 service services=("${@:2}")
+  ((${#services[@]})) || mapfile -t services < <(stack_services)
+  printf 'event %s: %s; the previous version (if any) keeps serving.\n' "$EVENT" "$reason" >&2
+  for service in "${services[@]}"; do
+    printf 'Last tasks of %s:\n' "$service" >&2
+    docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' \
+      "$service" 2>&1 | awk 'NR <= 10' >&2
+    # A task killed for failing its health check has no error above: its own output says why.
+    # (Bounded: `docker service logs` never ends for a task from before a daemon restart.)
+    printf 'Last lines the tasks of %s printed:\n' "$service" >&2
+    timeout 20 docker service logs --no-trunc --timestamps --tail 30 "$service" >&2 2>&1 || true
+  done
   printf 'docker stack deploy printed:\n' >&2
   tail -n 20 "$deploy_log" >&2
   exit 1
 }
 
+# update_status SERVICE FIELD
 update_status() {
-  docker service inspect --format "{{if .UpdateStatus}}{{.UpdateStatus.$1}}{{end}}" "$SERVICE" \
+  docker service inspect --format "{{if .UpdateStatus}}{{.UpdateStatus.$2}}{{end}}" "$1" \
     2>/dev/null || true
 }
 
@@ -68,44 +80,62 @@ fi
 ENGINE_FLAKE='unable to remount dir as readonly'
 MAX_ATTEMPTS=3
 
+# The ids of SERVICE's tasks that failed with that fault.
 engine_flaked_tasks() {
-  docker service ps --no-trunc --format '{{.ID}} {{.Error}}' "$SERVICE" 2>/dev/null |
+  docker service ps --no-trunc --format '{{.ID}} {{.Error}}' "$1" 2>/dev/null |
     awk -v flake="$ENGINE_FLAKE" 'index($0, flake) {print $1}' | sort || true
 }
 
-# Sets status (the exit code of `docker stack deploy`) and state (the service's update state, or
-# nothing when this deploy started no update: the state of an earlier update, a rollback say,
-# must not fail a deploy that changes nothing).
+# Sets status (the exit code of `docker stack deploy`), failed (one "service state" line for each
+# service whose update this deploy started and that was rolled back or paused; the state of an
+# earlier update, a rollback say, must not fail a deploy that changes nothing) and engine_fault
+# (1 when every failed service was rolled back after a new task met the fault above).
 deploy() {
-  local started_before
-  started_before=$(update_status StartedAt)
+  local -A started_before=() flaked_before=()
+  local service state
+  for service in $(stack_services); do
+    started_before[$service]=$(update_status "$service" StartedAt)
+    flaked_before[$service]=$(engine_flaked_tasks "$service")
+  done
   log "Deploying stack $EVENT on port $port (waiting up to ${DEPLOY_TIMEOUT}s)"
   status=0
   # --prune: the service on the workers goes when the event's replicas drop to one.
   DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet \
     --prune --with-registry-auth --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 ||
     status=$?
-  state=
-  if [[ $(update_status StartedAt) != "$started_before" ]]; then
-    state=$(update_status State)
-  fi
+  failed='' engine_fault=1
+  for service in $(stack_services); do
+    [[ $(update_status "$service" StartedAt) != "${started_before[$service]:-}" ]] || continue
+    state=$(update_status "$service" State)
+    case $state in
+      rollback_started | rollback_paused | rollback_completed | paused)
+        failed+="$service $state"$'\n'
+        if [[ $state != rollback_completed || -z $(comm -13 \
+          <(printf '%s\n' "${flaked_before[$service]:-}") <(engine_flaked_tasks "$service")) ]]; then
+          engine_fault=0
+        fi ;;
+    esac
+  done
 }
 
 for ((attempt = 1; ; attempt++)); do
-  flaked_before=$(engine_flaked_tasks)
   deploy
-  if [[ $state == rollback_completed ]] && ((attempt < MAX_ATTEMPTS)) &&
-    [[ -n $(comm -13 <(printf '%s\n' "$flaked_before") <(engine_flaked_tasks)) ]]; then
-    log "event $EVENT: Docker failed to start the new container ($ENGINE_FLAKE, a passing fault of Docker before 29.4.1); deploying again"
+  if [[ -n $failed ]] && ((engine_fault && attempt < MAX_ATTEMPTS)); then
+    log "event $EVENT: Docker failed to start a new container ($ENGINE_FLAKE, a passing fault of Docker before 29.4.1); deploying again"
     continue
   fi
   break
 done
-case $state in
-  rollback_started | rollback_paused | rollback_completed)
-    fail "the update failed and was rolled back ($(update_status Message))" ;;
-  paused) fail "the update was paused ($(update_status Message))" ;;
-esac
+if [[ -n $failed ]]; then
+  reasons='' failed_services=()
+  while read -r service state; do
+    failed_services+=("$service")
+    what="failed and was rolled back"
+    [[ $state == paused ]] && what="was paused"
+    reasons+="${reasons:+; }the update of $service $what ($(update_status "$service" Message))"
+  done <<<"${failed%$'\n'}"
+  fail "$reasons" "${failed_services[@]}"
+fi
 if ((status == 124)); then
   fail "the service did not converge within ${DEPLOY_TIMEOUT}s"
 elif ((status != 0)); then

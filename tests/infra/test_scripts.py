@@ -269,53 +269,65 @@ def test_event_media_directory_belongs_to_the_site_user(tmp_path):
 
 # A stand-in for `docker`, used only where the real engine cannot be made to fail on demand: Docker
 # before 29.4.1 fails a container start now and then when remounting its secrets read-only meets a
-# passing EBUSY (moby/moby#48783; a CI run of the rehearsal met it in a start-first rollout). Each
-# `stack deploy` takes its outcome from the first line of OUTCOMES: "flake" (that fault, rolled
-# back), "crash" (the release's own task exits 1, rolled back) or "ok". The other verbs answer what
-# event_stack.sh reads.
+# passing EBUSY (moby/moby#48783; a CI run of the rehearsal met it in a start-first rollout), and a
+# release can fail on the workers alone. The stack has two services, event1_web and
+# event1_web-workers. Each `stack deploy` takes the outcome of each, in that order, from the first
+# line of OUTCOMES: "flake" (that fault, rolled back), "crash" (the release's own task exits 1,
+# rolled back) or "ok". The other verbs answer what event_stack.sh reads.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 set -euo pipefail
 state=$FAKE_STATE
+services=(event1_web event1_web-workers)
 case "$1 $2" in
   "stack deploy")
     [[ $3 == --help ]] && { echo '  -d, --detach'; exit 0; }
     echo "deploy $DJANGO_SWARM_PORT" >>"$state/calls"
-    outcome=$(head -n 1 "$state/outcomes"); sed -i 1d "$state/outcomes"
-    date +%s%N >"$state/StartedAt"
+    read -r -a outcomes <"$state/outcomes"; sed -i 1d "$state/outcomes"
     n=$(wc -l <"$state/calls")
-    case $outcome in
-      flake) echo "flake$n starting container failed: unable to remount dir as readonly:" \
-               "mount tmpfs:/var/lib/docker/containers/x/mounts/secrets, flags: 0x21," \
-               "data: uid=0,gid=0: device or resource busy" >>"$state/tasks"
-             echo rollback_completed >"$state/State" ;;
-      crash) echo "crash$n task: non-zero exit (1)" >>"$state/tasks"
-             echo rollback_completed >"$state/State" ;;
-      ok) echo completed >"$state/State" ;;
-    esac
-    echo 'rollback completed' >"$state/Message" ;;
+    for i in 0 1; do
+      s=$state/${services[i]}
+      date +%s%N >"$s.StartedAt"
+      case ${outcomes[i]} in
+        flake) echo "flake$n-$i starting container failed: unable to remount dir as readonly:" \
+                 "mount tmpfs:/var/lib/docker/containers/x/mounts/secrets, flags: 0x21," \
+                 "data: uid=0,gid=0: device or resource busy" >>"$s.tasks"
+               echo rollback_completed >"$s.State" ;;
+        crash) echo "crash$n-$i task: non-zero exit (1)" >>"$s.tasks"
+               echo rollback_completed >"$s.State" ;;
+        ok) echo completed >"$s.State" ;;
+      esac
+      echo 'rollback completed' >"$s.Message"
+    done ;;
+  "stack services") printf '%s\n' "${services[@]}" ;;
   "service inspect")
     case $4 in
       *EndpointSpec*) echo 8000 ;;
-      *UpdateStatus.*) field=${4#*UpdateStatus.}; cat "$state/${field%%\}*}" 2>/dev/null || true ;;
+      *UpdateStatus.*) field=${4#*UpdateStatus.}; cat "$state/$5.${field%%\}*}" 2>/dev/null || true ;;
     esac ;;
-  "service ps") cat "$state/tasks" 2>/dev/null || true ;;
+  "service ps") cat "$state/${*: -1}.tasks" 2>/dev/null || true ;;
   "service ls") echo 1/1 ;;
 esac
 """
 
 
 @pytest.mark.parametrize(
-    ("outcomes", "deploys", "succeeds"),
+    ("outcomes", "deploys", "failed"),
     [
-        (["flake", "ok"], 2, True),
-        (["flake", "flake", "ok"], 3, True),
-        (["flake", "flake", "flake", "ok"], 3, False),
-        (["crash", "ok"], 1, False),
-        (["crash", "flake", "ok"], 1, False),
+        (["flake ok", "ok ok"], 2, None),
+        (["flake ok", "flake ok", "ok ok"], 3, None),
+        (["flake ok", "flake ok", "flake ok", "ok ok"], 3, "event1_web"),
+        (["crash ok", "ok ok"], 1, "event1_web"),
+        (["crash ok", "flake ok", "ok ok"], 1, "event1_web"),
+        # The tasks on the workers count as much as the manager's.
+        (["ok flake", "ok ok"], 2, None),
+        (["ok crash", "ok ok"], 1, "event1_web-workers"),
+        (["flake flake", "ok ok"], 2, None),
+        # A fault beside a broken release: no retry hides the release.
+        (["flake crash", "ok ok"], 1, "event1_web-workers"),
     ],
 )
 def test_a_release_the_engine_failed_to_start_is_deployed_again(
-    tmp_path, outcomes, deploys, succeeds
+    tmp_path, outcomes, deploys, failed
 ):
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
     bin_dir.mkdir(), state.mkdir()
@@ -347,8 +359,12 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
     calls = (state / "calls").read_text().splitlines()
     # Every attempt deploys the port the live release does not hold.
     assert calls == ["deploy 8001"] * deploys
-    assert (result.returncode == 0) == succeeds, result.stderr
+    assert (result.returncode == 0) == (failed is None), result.stderr
     assert result.stderr.count("deploying again") == deploys - 1
-    assert (tmp_path / "stacks" / "event1.yml").exists() == succeeds
-    if not succeeds:
-        assert "event event1: the update failed and was rolled back" in result.stderr
+    assert (tmp_path / "stacks" / "event1.yml").exists() == (failed is None)
+    if failed:
+        first = next(line for line in result.stderr.splitlines() if line.startswith("event "))
+        assert first.startswith("event event1: the update of ")
+        assert f"the update of {failed} failed and was rolled back" in first
+        # What the failed service's tasks said follows the reason.
+        assert f"Last tasks of {failed}:" in result.stderr
