@@ -14,6 +14,8 @@ DATA_DIR = "/var/lib/django-swarm"
 MEDIA_ROOT = f"{DATA_DIR}/media"
 # An event whose flag file exists here answers 503 (django-swarm-restore at work).
 MAINTENANCE_DIR = f"{DATA_DIR}/maintenance"
+# How many instances of each step with a delete are in place (remote_script.step_count_file).
+STEPS_DIR = f"{DATA_DIR}/steps"
 # Backups (restic): settings with the bucket's secret, restic's password, the tools.
 BACKUP_ENV = f"{ETC_DIR}/backup.env"
 RESTIC_PASSWORD_FILE = f"{ETC_DIR}/restic-password"

@@ -15,6 +15,13 @@ scripts decode with the ``read_secret`` helpers of ``lib.sh``. The provider runs
 ``stdin`` stored in the state, so a removal runs the program that was stored with its step.
 Secrets never enter ``create`` or ``delete`` (printed on errors, shown in previews); ``stdin`` is a
 secret whenever it carries any.
+
+Pulumi replaces a resource (``pulumi up --replace``) by creating the new one first and deleting the
+old one last, so a step's delete can run after its own replacement's create. A step with a delete
+counts its instances on the host (``hold_step``/``release_step`` of ``lib.sh``, in
+``layout.STEPS_DIR``): its create program counts one more, and its delete program undoes the step
+only when it takes away the last one. A change of inputs runs ``update``, the create program told
+that it is the same instance, which counts nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from typing import Literal
 import pulumi
 from pulumi_command import remote
 
+import layout
+
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 LIBRARY = "lib.sh"
 
@@ -44,29 +53,57 @@ def script_text(name: str) -> str:
     return "\n".join(lines).strip("\n") + "\n"
 
 
-def render_script(name: str, params: Mapping[str, str | int] | None = None) -> str:
+def render_script(
+    name: str, params: Mapping[str, str | int] | None = None, prologue: str = ""
+) -> str:
     """The program that runs ``infra/scripts/<name>`` with ``params`` on the host.
 
     Each parameter becomes ``NAME='value'`` (quoted with :func:`shlex.quote`) before the body, so
-    a value can hold any character without changing what the script does.
+    a value can hold any character without changing what the script does. ``prologue`` (a line
+    that calls a ``lib.sh`` helper) runs between the library and the body.
     """
     params = params or {}
     for key in params:
         if not key.isidentifier() or not key.isupper():
             raise ValueError(f"script parameter {key!r} must be an upper-case shell name")
     assignments = [f"{key}={shlex.quote(str(value))}" for key, value in sorted(params.items())]
-    return "\n".join([_STRICT_MODE, *assignments, script_text(LIBRARY), script_text(name)])
+    return "\n".join(
+        [
+            _STRICT_MODE,
+            *assignments,
+            script_text(LIBRARY),
+            *filter(None, [prologue]),
+            script_text(name),
+        ]
+    )
 
 
-def render_loader(title: str, script: str, program: str, which: Literal["create", "delete"]) -> str:
-    """The ``create`` or ``delete`` text of step ``title``: run ``which`` program from stdin."""
+Action = Literal["create", "update", "delete"]
+
+
+def render_loader(title: str, script: str, program: str, action: Action) -> str:
+    """The ``create``, ``update`` or ``delete`` text of step ``title``: run its program from stdin
+    (``update`` runs the create program), with ``step_action`` saying which of the three runs."""
     digest = hashlib.sha256(program.encode()).hexdigest()[:12]
     # Line 1 of stdin is the create program, line 2 the delete program.
+    line = "delete" if action == "delete" else "create"
     return (
         f"# django-swarm step {title}: {script} (program {digest}, sent on stdin)\n"
         "IFS= read -r create && IFS= read -r delete"
-        f' && program=$(printf %s "${which}" | base64 -d) && eval "$program"'
+        f' && program=$(printf %s "${line}" | base64 -d) && step_action={action} && eval "$program"'
     )
+
+
+def step_count_file(title: str) -> str:
+    """Where the host counts the instances of step ``title`` (see ``hold_step`` in lib.sh)."""
+    return f"{layout.STEPS_DIR}/{title}"
+
+
+def instance_counting(count_file: str) -> tuple[str, str]:
+    """The prologues of a step's create and delete programs that count its instances in
+    ``count_file``: the create (or update) holds one, the delete releases one."""
+    quoted = shlex.quote(count_file)
+    return f'hold_step {quoted} "$step_action"', f"release_step {quoted}"
 
 
 def render_stdin(create: str, delete: str | None, secrets: Sequence[str] = ()) -> str:
@@ -83,8 +120,10 @@ class Script:
     name: str
     params: pulumi.Input[Mapping[str, pulumi.Input[str | int]]] = field(default_factory=dict)
 
-    def program(self) -> pulumi.Output[str]:
-        return pulumi.Output.from_input(self.params).apply(lambda p: render_script(self.name, p))
+    def program(self, prologue: str = "") -> pulumi.Output[str]:
+        return pulumi.Output.from_input(self.params).apply(
+            lambda p: render_script(self.name, p, prologue)
+        )
 
 
 def step_inputs(
@@ -93,9 +132,14 @@ def step_inputs(
     delete: Script | None = None,
     secrets: Sequence[pulumi.Input[str]] = (),
 ) -> dict[str, pulumi.Output[str]]:
-    """``create``, ``delete`` and ``stdin`` of the ``remote.Command`` named ``title``."""
-    create_program = create.program()
-    delete_program = delete.program() if delete else pulumi.Output.from_input("")
+    """``create``, ``delete`` and ``stdin`` of the ``remote.Command`` named ``title``, and its
+    ``update`` when it has a delete (see the module's note on replacement)."""
+    if delete:
+        hold, release = instance_counting(step_count_file(title))
+        create_program, delete_program = create.program(hold), delete.program(release)
+    else:
+        create_program = create.program()
+        delete_program = pulumi.Output.from_input("")
     inputs = {
         "create": create_program.apply(lambda p: render_loader(title, create.name, p, "create")),
         "stdin": pulumi.Output.all(create_program, delete_program, *secrets).apply(
@@ -103,6 +147,9 @@ def step_inputs(
         ),
     }
     if delete:
+        inputs["update"] = create_program.apply(
+            lambda p: render_loader(title, create.name, p, "update")
+        )
         inputs["delete"] = delete_program.apply(
             lambda p: render_loader(title, delete.name, p, "delete")
         )

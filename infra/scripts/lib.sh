@@ -70,3 +70,43 @@ reload_nginx() {
     done
   done
 }
+
+# Pulumi replaces a resource by creating the new one first and deleting the old one last, so
+# `pulumi up --replace` of a step would run its create, then the old instance's delete, which
+# would undo what was just done. Each step with a delete therefore counts its instances in FILE
+# (one line, a number), and a delete undoes the step only when it removes the last one.
+# hold_step FILE ACTION: on create, one instance more; on update (an instance run again) the
+# count stays, except that a step from before counting (no FILE yet) counts itself. Called before
+# the step's work: a create that fails is still an instance in Pulumi's state, whose delete or
+# retry comes later.
+hold_step() {
+  local file=$1 action=$2 count=0
+  [[ -f $file ]] && count=$(<"$file")
+  [[ $count =~ ^[0-9]+$ ]] || count=0
+  if [[ $action == create ]]; then
+    count=$((count + 1))
+  elif ((count > 0)); then
+    return 0
+  else
+    count=1
+  fi
+  install -d -m 700 "${file%/*}"
+  printf '%s\n' "$count" >"$file.new"
+  mv -f "$file.new" "$file"
+}
+
+# release_step FILE: one instance fewer. While another one remains (the replacement of this
+# one), the delete ends here, successfully, and leaves the host as it is. The last instance (or
+# one from before counting) goes on to undo the step.
+release_step() {
+  local file=$1 count=1
+  [[ -f $file ]] && count=$(<"$file")
+  [[ $count =~ ^[0-9]+$ ]] || count=1
+  if ((count > 1)); then
+    printf '%s\n' "$((count - 1))" >"$file.new"
+    mv -f "$file.new" "$file"
+    log "Step ${file##*/}: its replacement is in place, so this delete undoes nothing"
+    exit 0
+  fi
+  rm -f "$file"
+}

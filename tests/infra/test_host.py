@@ -118,6 +118,8 @@ def test_undo_steps_on_destroy_keep_the_data(prod_config):
     assert not deletes["host-packages"]
     # Before the volume is detached: PostgreSQL stopped, then the filesystem unmounted.
     volume_undo = deletes["host-volume"].split(script_text(LIBRARY), 1)[1]
+    count_line, volume_undo = volume_undo.lstrip("\n").split("\n", 1)
+    assert count_line == "release_step /var/lib/django-swarm/steps/host-volume"
     assert volume_undo.strip() == script_text("host_volume_remove.sh").strip()
     stop, unmount = volume_undo.index('systemctl stop "$unit"'), volume_undo.index("umount ")
     assert stop < unmount
@@ -291,6 +293,28 @@ def test_no_remote_step_sends_its_previous_output_as_environment(prod_config):
     assert len(commands) > len(host_steps(run))
     sending = [c.name for c in commands if c.inputs.get("addPreviousOutputInEnv") is not False]
     assert sending == []
+
+
+def test_every_step_with_an_undo_counts_its_instances_so_a_replacement_keeps_it(prod_config):
+    # `pulumi up --replace` creates the new instance, then deletes the old one: each step whose
+    # delete undoes something counts instances in a file named after it, and updates in place
+    # (`update`) count nothing.
+    commands = prod_config.run().of_type(COMMAND)
+    with_undo = [c for c in commands if c.inputs.get("delete")]
+    assert {"host-swarm", "host-postgres", "spring-hackathon-stack", "app-registry-login"} <= {
+        c.name for c in with_undo
+    }
+    for command in commands:
+        count_file = f"{layout.STEPS_DIR}/{command.name}"
+        hold = f'hold_step {count_file} "$step_action"'
+        if command.inputs.get("delete"):
+            assert hold in step_program(command.inputs).splitlines(), command.name
+            assert f"release_step {count_file}" in step_program(command.inputs, "delete")
+            assert "step_action=update" in command.inputs["update"], command.name
+            assert "step_action=create" in command.inputs["create"], command.name
+        else:
+            assert "\nhold_step " not in step_program(command.inputs), command.name
+            assert "update" not in command.inputs, command.name
 
 
 def backup_step(run):

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from remote_script import render_loader, render_script, render_stdin, script_text
+from remote_script import (
+    instance_counting,
+    render_loader,
+    render_script,
+    render_stdin,
+    script_text,
+)
 
 # Parameters and secrets that break naive quoting.
 TRICKY = 'it\'s "$HOME" `id` \\ ;-- 100% é\n second line'
@@ -86,3 +92,88 @@ def test_the_readme_shows_a_failure_as_the_loader_prints_it():
     assert re.sub(r"program [0-9a-f]{12}", "program <digest>", header) == re.sub(
         r"program [0-9a-f]{12}", "program <digest>", shown.group(1)
     )
+
+
+# --- Replacement: Pulumi creates the new instance of a step before it deletes the old one -------
+
+
+class CountedStep:
+    """A step with a delete, as step_inputs makes one, whose instances are counted in a file of
+    ``tmp_path``; its create prints "done" and its delete "undone"."""
+
+    def __init__(self, tmp_path: Path, create_body: str = "echo done"):
+        self.count_file = tmp_path / "steps" / "event1-stack"
+        hold, release = instance_counting(str(self.count_file))
+        self.create = (
+            render_script("host_key.sh", {}, hold).removesuffix(script_text("host_key.sh"))
+            + create_body
+        )
+        self.delete = (
+            render_script("host_key.sh", {}, release).removesuffix(script_text("host_key.sh"))
+            + "echo undone"
+        )
+
+    def run(self, action: str) -> subprocess.CompletedProcess:
+        program = self.delete if action == "delete" else self.create
+        loader = render_loader("event1-stack", "event_stack.sh", program, action)
+        result = run(loader, render_stdin(self.create, self.delete))
+        return result
+
+    def count(self) -> str | None:
+        return self.count_file.read_text().strip() if self.count_file.exists() else None
+
+
+def test_the_old_instances_delete_after_its_replacement_undoes_nothing(tmp_path):
+    step = CountedStep(tmp_path)
+    assert step.run("create").stdout == "done\n"
+    # `pulumi up --replace`: the new instance's create, then the old instance's delete.
+    assert step.run("create").stdout == "done\n"
+    old = step.run("delete")
+    assert (old.returncode, old.stdout) == (0, "")
+    assert "its replacement is in place" in old.stderr
+    # The event leaves the config: the one instance left undoes the step.
+    last = step.run("delete")
+    assert (last.returncode, last.stdout) == (0, "undone\n")
+    assert step.count() is None
+
+
+def test_updates_run_the_same_instance_again_and_count_nothing(tmp_path):
+    step = CountedStep(tmp_path)
+    step.run("create")
+    for _ in range(3):
+        assert step.run("update").stdout == "done\n"
+    assert step.count() == "1"
+    assert step.run("delete").stdout == "undone\n"
+
+
+def test_a_step_from_before_counting_counts_itself_on_its_update_or_is_undone(tmp_path):
+    # An instance created by a version without counting has no count file: its first update
+    # (every step's text changes with the upgrade) counts it, and a delete undoes it.
+    step = CountedStep(tmp_path)
+    assert step.run("delete").stdout == "undone\n"
+    step.run("update")
+    assert step.count() == "1"
+    step.run("create")
+    assert step.run("delete").stdout == ""
+    assert step.run("delete").stdout == "undone\n"
+
+
+def test_a_replacement_whose_create_failed_still_counts(tmp_path):
+    # Pulumi keeps a failed create in its state (and retries it as an update), and the old
+    # instance is then deleted: that delete must leave the host alone too.
+    step = CountedStep(tmp_path)
+    step.run("create")
+    failing = CountedStep(tmp_path, "echo failed >&2; exit 1")
+    assert failing.run("create").returncode == 1
+    assert step.run("delete").stdout == ""
+    assert step.run("update").stdout == "done\n"
+    assert step.run("delete").stdout == "undone\n"
+
+
+def test_a_failed_undo_is_retried_in_full(tmp_path):
+    step = CountedStep(tmp_path)
+    step.run("create")
+    step.delete = step.delete.replace("echo undone", "echo undo failed >&2; exit 1")
+    assert step.run("delete").returncode == 1
+    step.delete = step.delete.replace("echo undo failed >&2; exit 1", "echo undone")
+    assert step.run("delete").stdout == "undone\n"

@@ -71,6 +71,9 @@ class StoredResource:
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    # A command whose create failed: the engine keeps it (the provider returns its id with the
+    # error) and runs it again as an update on the next `up`.
+    failed: bool = False
 
 
 def canonical(value: Any) -> Any:
@@ -135,18 +138,32 @@ class ReplayCloud(pulumi_mocks.Mocks):
     Per resource, against the stored state:
     - new: create (a command's ``create``, an image build and push, a generated value);
     - inputs unchanged: nothing runs, the stored outputs are returned;
-    - a command whose ``triggers`` changed: the old ``delete``, then the new ``create``;
-    - a command whose other inputs changed: its ``update`` if set, else its ``create``;
+    - a command replaced (its ``triggers`` changed, or named in ``replace``, as
+      ``pulumi up --replace``): in the engine's order, the new instance's ``create`` now and the
+      old instance's ``delete`` after the program (:meth:`delete_replaced`);
+    - a command whose other inputs changed, or whose create failed last time: its ``update`` if
+      set, else its ``create``;
     - an image whose inputs or build context changed: build and push again;
     - generated values and keys whose inputs changed: generated anew (they are replaced).
     Resources the program no longer declares are deleted by :meth:`delete_missing`.
-    ``rerun_commands`` runs every command's ``create`` even when unchanged (state lost).
+    ``rerun_commands`` runs every command again even when unchanged, as an update (its
+    ``update`` if set, else its ``create``), as when a new version changed every step.
+    Not modelled: a replacement whose create fails (the engine keeps both instances).
     """
 
-    def __init__(self, state_path: Path, work_dir: Path, rerun_commands: bool = False):
+    def __init__(
+        self,
+        state_path: Path,
+        work_dir: Path,
+        rerun_commands: bool = False,
+        replace: Iterable[str] = (),
+    ):
         self.state = ReplayState(state_path)
         self.work_dir = work_dir
         self.rerun_commands = rerun_commands
+        self.replace = set(replace)
+        # The old instances of replaced commands, whose deletes run after the program.
+        self.replaced: list[StoredResource] = []
         self.seen: list[str] = []
         self.executions: list[Execution] = []
         self.builds: list[str] = []
@@ -171,10 +188,24 @@ class ReplayCloud(pulumi_mocks.Mocks):
                 context, image.dockerignore_rules(context)
             ) + tree_digest(dockerfile)
         stored = self.state.resources.get(key)
-        if stored is not None and stored.inputs == inputs and not self._forced(args.typ):
+        if (
+            stored is not None
+            and stored.inputs == inputs
+            and not stored.failed
+            and not self._forced(args.typ)
+            and args.name not in self.replace
+        ):
             outputs = stored.outputs
         else:
-            outputs = self._carry_out(key, args, inputs, stored)
+            try:
+                outputs = self._carry_out(key, args, inputs, stored)
+            except ReplayError:
+                if stored is None and args.typ == COMMAND:
+                    with self.lock:
+                        failed = StoredResource(key, args.typ, args.name, inputs, {}, failed=True)
+                        self.state.resources[key] = failed
+                        self.state.save()
+                raise
             with self.lock:
                 stored = StoredResource(key, args.typ, args.name, inputs, outputs)
                 self.state.resources[key] = stored
@@ -193,7 +224,7 @@ class ReplayCloud(pulumi_mocks.Mocks):
     def _carry_out(self, key: str, args, inputs: dict, stored: StoredResource | None) -> dict:
         t = args.typ
         if t == COMMAND:
-            return self._command(key, inputs, stored)
+            return self._command(key, args.name, inputs, stored)
         if t == COPY_TO_REMOTE:
             return self._copy_to_remote(key, args.inputs)
         if t == IMAGE:
@@ -206,18 +237,18 @@ class ReplayCloud(pulumi_mocks.Mocks):
             raise ReplayError(f"{key}: an `existing` target must not create DigitalOcean resources")
         raise ReplayError(f"{key}: the rehearsal does not know how to replay type {t}")
 
-    def _command(self, key: str, inputs: dict, stored: StoredResource | None) -> dict:
+    def _command(self, key: str, name: str, inputs: dict, stored: StoredResource | None) -> dict:
         if inputs.get("environment"):
             raise ReplayError(
                 f"{key}: `environment` is sent with SSH setenv, which sshd rejects unless the "
                 "names are in its AcceptEnv (pass values in the script text or on stdin)"
             )
-        if stored is None or self.rerun_commands:
+        if stored is None:
             action = "create"
-        elif stored.inputs.get("triggers") != inputs.get("triggers"):
-            if stored.inputs.get("delete"):
-                self.run_command(key, "delete", stored.inputs)
+        elif name in self.replace or stored.inputs.get("triggers") != inputs.get("triggers"):
             action = "create"
+            with self.lock:
+                self.replaced.append(stored)
         else:
             action = "update" if inputs.get("update") else "create"
         result = self.run_command(key, action, inputs)
@@ -332,6 +363,15 @@ class ReplayCloud(pulumi_mocks.Mocks):
         return done.stdout
 
     # -- After the program -----------------------------------------------------------------
+
+    def delete_replaced(self) -> list[str]:
+        """The old instances' deletes, after their replacements were created, newest first."""
+        done = [stored.key for stored in reversed(self.replaced)]
+        for stored in reversed(self.replaced):
+            if stored.inputs.get("delete"):
+                self.run_command(stored.key, "delete", stored.inputs)
+        self.replaced = []
+        return done
 
     def delete_missing(self) -> list[str]:
         """Delete what the state holds and this run did not declare, newest first."""
@@ -474,15 +514,17 @@ def converge(
     state_path: Path,
     work_dir: Path,
     rerun_commands: bool = False,
+    replace: Iterable[str] = (),
 ) -> Converge:
-    """Run the program once against the state, then delete what it no longer declares.
+    """Run the program once against the state, then delete the old instances of what it replaced
+    (``replace``: resource names, as ``pulumi up --replace``) and what it no longer declares.
 
     Like the engine, deletions happen only after a run without errors.
     """
-    cloud = ReplayCloud(state_path, work_dir, rerun_commands=rerun_commands)
+    cloud = ReplayCloud(state_path, work_dir, rerun_commands=rerun_commands, replace=replace)
     started = time.monotonic()
     # The engine runs the program in the project directory, where Pulumi.yaml is.
     with contextlib.chdir(harness.REPO_ROOT):
         program = harness.run_program(config, secret_keys, mocks=cloud)
-        deleted = cloud.delete_missing()
+        deleted = cloud.delete_replaced() + cloud.delete_missing()
     return Converge(program, cloud, deleted, time.monotonic() - started)

@@ -1,7 +1,7 @@
 """The replay engine itself, proven on a tiny program (toy_program/) against a real box.
 
 Ordered as a story on one box and one state file: create, no-change, update, replace, removal,
-failure, unknown type, forced re-run, destroy.
+failure, unknown type, forced re-run, `--replace`, destroy.
 """
 
 import pytest
@@ -21,7 +21,7 @@ def toy(box, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("rehearsal-toy")
     state = workdir / "state.json"
 
-    def run(rerun_commands: bool = False, **extra):
+    def run(rerun_commands: bool = False, replace: tuple[str, ...] = (), **extra):
         config = {
             "host": "127.0.0.1",
             "sshPort": box.ssh_port,
@@ -34,7 +34,9 @@ def toy(box, tmp_path_factory):
             "registryPassword": box.registry_password,
             **extra,
         }
-        return converge(config, SECRET_KEYS, state, workdir, rerun_commands=rerun_commands)
+        return converge(
+            config, SECRET_KEYS, state, workdir, rerun_commands=rerun_commands, replace=replace
+        )
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness, "INFRA_DIR", TOY_DIR)
@@ -74,14 +76,17 @@ def test_no_change_runs_nothing(toy):
 
 def test_changed_inputs_update_and_changed_triggers_replace(toy, box):
     result = toy(label="second", trigger="two", greeting="bonjour")
+    # Pulumi's order for a replacement: the new instance is created first, the old one deleted
+    # last.
     assert actions(result) == [
         ("toy-secret-file", "update"),
-        ("toy-log", "delete"),
         ("toy-log", "create"),
+        ("toy-log", "delete"),
     ]
+    assert result.deleted == ["command:remote:Command::toy-log"]
     assert result.cloud.executions[0].stdout == "updated\n"
     assert box.check("cat /root/toy/label") == "second\n"
-    assert box.check("cat /root/toy-log").split() == ["create", "delete", "create"]
+    assert box.check("cat /root/toy-log").split() == ["create", "create", "delete"]
     assert len(result.cloud.builds) == 1
 
 
@@ -95,8 +100,12 @@ def test_a_resource_the_program_drops_is_deleted_after_the_run(toy, box):
     assert box.ssh("test -e /root/toy-extra").status == 1
 
 
-def test_a_failing_command_fails_the_converge_with_its_output(toy):
+def test_a_failing_command_fails_the_converge_with_its_output_and_is_run_again(toy):
     failure = r"(?s)toy-failing \(create\): Process exited with status 3: running .*disk"
+    with pytest.raises(Exception, match=failure):
+        toy(label="second", trigger="two", greeting="bonjour", withFailure=True)
+    # Like the engine, the state keeps the failed step, and the next run tries it again even
+    # though its inputs did not change.
     with pytest.raises(Exception, match=failure):
         toy(label="second", trigger="two", greeting="bonjour", withFailure=True)
 
@@ -106,10 +115,21 @@ def test_an_unknown_resource_type_is_an_error_not_a_skip(toy):
         toy(label="second", trigger="two", greeting="bonjour", withUnknownType=True)
 
 
-def test_rerun_commands_runs_every_create_again(toy, box):
+def test_rerun_commands_runs_every_command_again_as_an_update(toy, box):
     result = toy(rerun_commands=True, label="second", trigger="two", greeting="bonjour")
-    assert sorted(actions(result)) == [("toy-log", "create"), ("toy-secret-file", "create")]
+    assert sorted(actions(result)) == [("toy-log", "create"), ("toy-secret-file", "update")]
     assert result.cloud.builds == []
+    # The failed step the program no longer declares went after the run.
+    assert result.deleted == ["command:remote:Command::toy-failing"]
+
+
+def test_replace_creates_the_new_instance_then_deletes_the_old_one(toy, box):
+    """`pulumi up --replace`: a delete that undoes what its create did (toy-secret-file's
+    `rm -rf /root/toy`) undoes its own replacement. The program's steps count their instances
+    against exactly this (remote_script.py)."""
+    result = toy(replace=("toy-secret-file",), label="second", trigger="two", greeting="bonjour")
+    assert actions(result) == [("toy-secret-file", "create"), ("toy-secret-file", "delete")]
+    assert box.ssh("test -e /root/toy/secret").status == 1
 
 
 def test_destroy_runs_deletes_in_reverse_order(toy, box, tmp_path_factory):
