@@ -37,7 +37,7 @@ from remote_script import render_script
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, docker
 from tests.rehearsal.browser import chromium
-from tests.rehearsal.conftest import REGISTRY_USER
+from tests.rehearsal.conftest import existing_target
 from tests.rehearsal.replay import Converge, ReplayCloud, converge
 from tests.rehearsal.s3 import S3Server
 
@@ -100,18 +100,7 @@ class Story:
 
     def config(self) -> dict[str, Any]:
         return {
-            "target": "existing",
-            "host": "127.0.0.1",
-            "sshPort": self.box.ssh_port,
-            "sshPrivateKey": self.box.private_key,
-            "registry": {
-                "server": self.box.registry_server,
-                "repository": "rehearsal/site",
-                "username": REGISTRY_USER,
-            },
-            "registryPassword": self.box.registry_password,
-            "baseImage": self.base_image,
-            "events": self.events,
+            **existing_target(self.box, self.base_image, self.events),
             # Only while event1 exists: a secret of an unknown event is a config error.
             "eventSecrets": {
                 e["name"]: {"REHEARSAL_TOKEN": self.event_token}
@@ -126,9 +115,14 @@ class Story:
             "backupSecretAccessKey": self.s3_secret,
         }
 
-    def converge(self, rerun_commands: bool = False) -> Converge:
+    def converge(self, rerun_commands: bool = False, replace: tuple[str, ...] = ()) -> Converge:
         result = converge(
-            self.config(), SECRET_KEYS, self.state, self.workdir, rerun_commands=rerun_commands
+            self.config(),
+            SECRET_KEYS,
+            self.state,
+            self.workdir,
+            rerun_commands=rerun_commands,
+            replace=replace,
         )
         self.converges.append(result)
         return result
@@ -391,14 +385,15 @@ def test_3_converging_again_changes_nothing(story):
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     assert story.hits("/event1/") == count + 1
 
-    # Idempotence the hard way: every create runs again, as after a lost state.
+    # Idempotence the hard way: every step's program runs again (as an update, as when a new
+    # version changes every step).
     watched = "/etc/nginx /etc/postgresql /etc/django-swarm /etc/docker /etc/systemd/system"
     snapshot = f"find {watched} -type f -print0 | sort -z | xargs -0 md5sum"
     files_before = box.check(snapshot)
     secrets_before = box.check("docker secret ls --format '{{.Name}}' | sort")
     forced = story.converge(rerun_commands=True)
-    creates = [key for key, action in executed(forced) if action == "create"]
-    assert len(creates) == len(forced.program.of_type("command:remote:Command"))
+    ran = [key for key, action in executed(forced) if action in ("create", "update")]
+    assert len(ran) == len(forced.program.of_type("command:remote:Command"))
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     assert story.hits("/event1/") == count + 2
     assert story.hits("/event2/") >= 2
@@ -406,6 +401,39 @@ def test_3_converging_again_changes_nothing(story):
     assert box.check("docker secret ls --format '{{.Name}}' | sort") == secrets_before
     hba = box.check("grep -hv '^\\s*\\(#\\|$\\)' /etc/postgresql/*/main/pg_hba.conf")
     assert len(hba.splitlines()) == len(set(hba.splitlines())), "duplicate pg_hba.conf lines"
+
+
+def test_3a_replacing_a_step_keeps_what_it_deployed(story):
+    """`pulumi up --replace` of event1's stack step and of the host's swarm step. Pulumi creates
+    each new instance, then deletes the old one: that delete (`docker stack rm`,
+    `docker swarm leave --force`) must undo nothing, since the new instance is in place."""
+    box = story.box
+    before = {e: story.containers(e) for e in ("event1", "event2")}
+    counts = {e: story.hits(f"/{e}/") for e in ("event1", "event2")}
+    result = story.converge(replace=("event1-stack", "host-swarm"))
+    ran = executed(result)
+    assert sorted(ran) == sorted(
+        [
+            (step, action)
+            for step in ("event1-stack", "host-swarm")
+            for action in ("create", "delete")
+        ]
+    )
+    assert max(ran.index((s, "create")) for s in ("event1-stack", "host-swarm")) < min(
+        ran.index((s, "delete")) for s in ("event1-stack", "host-swarm")
+    )
+    for execution in result.cloud.executions:
+        if execution.action == "delete":
+            assert "its replacement is in place" in execution.stderr, execution.stderr
+    assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "active"
+    # The same tasks serve, and the counts go on.
+    assert {e: story.containers(e) for e in ("event1", "event2")} == before
+    for event, count in counts.items():
+        assert story.hits(f"/{event}/") == count + 1
+    for step in ("event1-stack", "host-swarm"):
+        assert box.check(f"cat {layout.STEPS_DIR}/{step}") == "1\n"
+    # The state holds the new instances: nothing is left to do.
+    assert executed(story.converge()) == []
 
 
 def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs(story):
@@ -508,7 +536,7 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
     for event in ("event1", "event2"):
         assert order.count((f"{event}-migrate", "create")) == 1
         assert order.index((f"{event}-migrate", "create")) < order.index(
-            (f"{event}-stack", "create")
+            (f"{event}-stack", "update")
         )
         assert set(story.containers(event).values()) == {new_digest}
     for path, before in counts.items():
@@ -1026,6 +1054,8 @@ def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
     for directory in (layout.NGINX_LOCATIONS_DIR, layout.NGINX_UPSTREAMS_DIR):
         assert box.ssh(f"ls {directory}/*.conf").status != 0
     assert box.ssh("test -L /etc/nginx/sites-enabled/default").status == 0
+    # Every step's delete took its instance away: no count is left to keep anything.
+    assert box.check(f"ls -A {layout.STEPS_DIR}") == ""
     response = requests.get(story.url("/event1/"), timeout=10)
     assert response.status_code != 200 or "hits" not in response.text
     # What the events' users made stays: the uploaded files, as the databases.
