@@ -35,6 +35,8 @@ from remote_script import Script, remote_step
 
 # Upper bounds for the waits on the host; a step that hits one fails with what it saw.
 MIGRATE_TIMEOUT_SECONDS = 600
+# The snapshot before the migrations: a 50 MB event takes seconds; an unreachable bucket, forever.
+SNAPSHOT_TIMEOUT_SECONDS = 1800
 DEPLOY_TIMEOUT_SECONDS = 600
 REMOVE_TIMEOUT_SECONDS = 120
 
@@ -265,6 +267,7 @@ class EventSite(pulumi.ComponentResource):
                         "ENV_FILE_TEXT": render_event.env_file(render_event.site_environment(site)),
                         "SECRET_MOUNTS": site.secrets.job_mounts(),
                         "MIGRATE_TIMEOUT": MIGRATE_TIMEOUT_SECONDS,
+                        "SNAPSHOT_TIMEOUT": SNAPSHOT_TIMEOUT_SECONDS,
                     }
                 ),
             ),
@@ -330,16 +333,14 @@ class EventSite(pulumi.ComponentResource):
                 "PORTS": " ".join(map(str, ports)),
                 # Nginx's servers of the event once a release is live on either port.
                 **servers_files,
-                "SERVERS_FIRST": render_event.nginx_upstream_servers(
-                    manager, *ports, workers=worker_nodes
-                ),
-                "SERVERS_SECOND": render_event.nginx_upstream_servers(
-                    manager, *reversed(ports), workers=worker_nodes
-                ),
-                "MANAGER_SERVERS_FIRST": render_event.nginx_upstream_servers(manager, *ports),
-                "MANAGER_SERVERS_SECOND": render_event.nginx_upstream_servers(
-                    manager, *reversed(ports)
-                ),
+                # (SERVERS_*: every node with a task; MANAGER_SERVERS_*: the manager alone.)
+                **{
+                    f"{prefix}SERVERS_{which}": render_event.nginx_upstream_servers(
+                        manager, *order, workers=nodes
+                    )
+                    for prefix, nodes in (("", worker_nodes), ("MANAGER_", ()))
+                    for which, order in (("FIRST", ports), ("SECOND", ports[::-1]))
+                },
                 "DEPLOY_TIMEOUT": DEPLOY_TIMEOUT_SECONDS,
                 # Every current secret, the migration job's admin password included.
                 "SECRETS_IN_USE": " ".join(site.secrets.names()),

@@ -6,12 +6,14 @@
 # bounded by MIGRATE_TIMEOUT seconds; when it fails, this step fails with its logs and the
 # running version keeps serving untouched. Before it, the event is backed up (unless its database
 # has no table yet) as restic snapshot tagged pre-migrate and release=RELEASE, which
-# `django-swarm-restore <event> release=<RELEASE>` puts back; no snapshot, no migration.
+# `django-swarm-restore <event> release=<RELEASE>` puts back; no snapshot, no migration. The
+# snapshot is bounded by SNAPSHOT_TIMEOUT seconds (restic keeps retrying a bucket it cannot reach).
 # Parameters: EVENT, IMAGE, RELEASE, NETWORK, ENV_FILE_TEXT, SECRET_MOUNTS (`--secret` values,
-# one per word: the site's secrets and the administrator's password), MIGRATE_TIMEOUT.
+# one per word: the site's secrets and the administrator's password), MIGRATE_TIMEOUT,
+# SNAPSHOT_TIMEOUT.
 set -euo pipefail
 : "${EVENT:?}" "${IMAGE:?}" "${RELEASE:?}" "${NETWORK:?}" "${ENV_FILE_TEXT:?}" \
-  "${SECRET_MOUNTS:?}" "${MIGRATE_TIMEOUT:?}"
+  "${SECRET_MOUNTS:?}" "${MIGRATE_TIMEOUT:?}" "${SNAPSHOT_TIMEOUT:?}"
 
 job=${EVENT}_migrate
 workdir=$(mktemp -d)
@@ -30,7 +32,12 @@ for mount in $SECRET_MOUNTS; do
   secret_args+=(--secret "$mount")
 done
 
-if ! django-swarm-backup pre-migrate "$EVENT" "$RELEASE"; then
+snapshot_status=0
+timeout "$SNAPSHOT_TIMEOUT" django-swarm-backup pre-migrate "$EVENT" "$RELEASE" || snapshot_status=$?
+if ((snapshot_status == 124)); then
+  echo "event $EVENT: the snapshot before the migrations did not finish within ${SNAPSHOT_TIMEOUT}s (is the backup bucket reachable? \`django-swarm-backup status\`), so nothing was migrated; the running version keeps serving" >&2
+  exit 1
+elif ((snapshot_status != 0)); then
   echo "event $EVENT: the snapshot before the migrations failed (above), so nothing was migrated; the running version keeps serving" >&2
   exit 1
 fi

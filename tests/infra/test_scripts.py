@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -302,7 +303,8 @@ case "$1 $2" in
   "service inspect")
     case $4 in
       *EndpointSpec*) echo 8000 ;;
-      *UpdateStatus.*) field=${4#*UpdateStatus.}; cat "$state/$5.${field%%\}*}" 2>/dev/null || true ;;
+      *UpdateStatus.*) field=${4#*UpdateStatus.}
+                       cat "$state/$5.${field%%\}*}" 2>/dev/null || true ;;
     esac ;;
   "service ps") cat "$state/${*: -1}.tasks" 2>/dev/null || true ;;
   "service ls") echo 1/1 ;;
@@ -368,3 +370,44 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
         assert f"the update of {failed} failed and was rolled back" in first
         # What the failed service's tasks said follows the reason.
         assert f"Last tasks of {failed}:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("backup_body", "reason"),
+    [
+        # restic retries a bucket it cannot reach for a long time: the step must not wait forever.
+        ("sleep 60", "did not finish within 1s (is the backup bucket reachable?"),
+        ("echo 'Fatal: unable to open repository' >&2; exit 1", "failed (above)"),
+    ],
+)
+def test_no_snapshot_before_the_migrations_no_migration_and_no_endless_wait(
+    tmp_path, backup_body, reason
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "docker-calls"
+    for name, body in (("docker", f'echo "$*" >>{calls}'), ("django-swarm-backup", backup_body)):
+        (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    program = render_script(
+        "event_migrate.sh",
+        {
+            "EVENT": "event1", "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
+            "NETWORK": "event1_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
+            "MIGRATE_TIMEOUT": 30, "SNAPSHOT_TIMEOUT": 1,
+        },
+    )  # fmt: skip
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", "-c", render_loader("event1-migrate", "event_migrate.sh", program, "create")],
+        input=render_stdin(program, None),
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert f"event event1: the snapshot before the migrations {reason}" in result.stderr
+    assert "the running version keeps serving" in result.stderr
+    assert "service create" not in calls.read_text()

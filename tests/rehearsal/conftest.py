@@ -4,6 +4,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,25 @@ from tests.rehearsal import figures
 from tests.rehearsal.box import Box, build_images
 
 REGISTRY_USER = "rehearsal"
+
+
+def existing_target(box: Box, base_image: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stack config of a rehearsal: ``box`` as an existing server (`target: existing`) that
+    pulls from the registry the box runs, deploying ``events`` on ``base_image``."""
+    return {
+        "target": "existing",
+        "host": "127.0.0.1",
+        "sshPort": box.ssh_port,
+        "sshPrivateKey": box.private_key,
+        "registry": {
+            "server": box.registry_server,
+            "repository": "rehearsal/site",
+            "username": REGISTRY_USER,
+        },
+        "registryPassword": box.registry_password,
+        "baseImage": base_image,
+        "events": events,
+    }
 
 
 def pytest_collection_modifyitems(items):

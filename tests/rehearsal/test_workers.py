@@ -19,7 +19,7 @@ import requests
 
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
-from tests.rehearsal.conftest import REGISTRY_USER
+from tests.rehearsal.conftest import REGISTRY_USER, existing_target
 from tests.rehearsal.replay import Converge, ReplayCloud, converge
 from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
 
@@ -49,19 +49,8 @@ class Cluster:
 
     def config(self) -> dict[str, Any]:
         return {
-            "target": "existing",
-            "host": "127.0.0.1",
-            "sshPort": self.manager.ssh_port,
+            **existing_target(self.manager, self.base_image, self.events),
             "advertiseAddress": self.manager.address,
-            "sshPrivateKey": self.manager.private_key,
-            "registry": {
-                "server": self.manager.registry_server,
-                "repository": "rehearsal/site",
-                "username": REGISTRY_USER,
-            },
-            "registryPassword": self.manager.registry_password,
-            "baseImage": self.base_image,
-            "events": self.events,
             "workers": [
                 {"host": "127.0.0.1", "sshPort": box.ssh_port, "advertiseAddress": box.address}
                 for box in self.joined
