@@ -86,10 +86,11 @@ engine_flaked_tasks() {
     awk -v flake="$ENGINE_FLAKE" 'index($0, flake) {print $1}' | sort || true
 }
 
-# Sets status (the exit code of `docker stack deploy`), failed (one "service state" line for each
-# service whose update this deploy started and that was rolled back or paused; the state of an
-# earlier update, a rollback say, must not fail a deploy that changes nothing) and engine_fault
-# (1 when every failed service was rolled back after a new task met the fault above).
+# Sets status (the exit code of `docker stack deploy`), updated (the services whose update this
+# deploy started), failed (one "service state" line for each of those that was rolled back or
+# paused; the state of an earlier update, a rollback say, must not fail a deploy that changes
+# nothing) and engine_fault (1 when every failed service was rolled back after a new task met the
+# fault above).
 deploy() {
   local -A started_before=() flaked_before=()
   local service state
@@ -103,9 +104,10 @@ deploy() {
   DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet \
     --prune --with-registry-auth --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 ||
     status=$?
-  failed='' engine_fault=1
+  failed='' engine_fault=1 updated=()
   for service in $(stack_services); do
     [[ $(update_status "$service" StartedAt) != "${started_before[$service]:-}" ]] || continue
+    updated+=("$service")
     state=$(update_status "$service" State)
     case $state in
       rollback_started | rollback_paused | rollback_completed | paused)
@@ -134,6 +136,15 @@ if [[ -n $failed ]]; then
     [[ $state == paused ]] && what="was paused"
     reasons+="${reasons:+; }the update of $service $what ($(update_status "$service" Message))"
   done <<<"${failed%$'\n'}"
+  # The services that did take the release go back to the live one too: one release serves, and
+  # every service publishes the live port, so the next deploy's port is free on every node.
+  for service in "${updated[@]}"; do
+    if [[ " ${failed_services[*]} " != *" $service "* ]]; then
+      log "event $EVENT: rolling $service back to the live release as well"
+      timeout "$DEPLOY_TIMEOUT" docker service rollback --quiet --detach=false "$service" \
+        >>"$deploy_log" 2>&1 || reasons+="; rolling $service back failed too"
+    fi
+  done
   fail "$reasons" "${failed_services[@]}"
 fi
 if ((status == 124)); then

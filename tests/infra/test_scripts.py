@@ -300,6 +300,7 @@ case "$1 $2" in
       echo 'rollback completed' >"$s.Message"
     done ;;
   "stack services") printf '%s\n' "${services[@]}" ;;
+  "service rollback") echo "rollback ${*: -1}" >>"$state/calls" ;;
   "service inspect")
     case $4 in
       *EndpointSpec*) echo 8000 ;;
@@ -313,23 +314,24 @@ esac
 
 
 @pytest.mark.parametrize(
-    ("outcomes", "deploys", "failed"),
+    ("outcomes", "deploys", "failed", "rolled_back"),
     [
-        (["flake ok", "ok ok"], 2, None),
-        (["flake ok", "flake ok", "ok ok"], 3, None),
-        (["flake ok", "flake ok", "flake ok", "ok ok"], 3, "event1_web"),
-        (["crash ok", "ok ok"], 1, "event1_web"),
-        (["crash ok", "flake ok", "ok ok"], 1, "event1_web"),
-        # The tasks on the workers count as much as the manager's.
-        (["ok flake", "ok ok"], 2, None),
-        (["ok crash", "ok ok"], 1, "event1_web-workers"),
-        (["flake flake", "ok ok"], 2, None),
+        (["flake ok", "ok ok"], 2, None, []),
+        (["flake ok", "flake ok", "ok ok"], 3, None, []),
+        (["flake ok", "flake ok", "flake ok", "ok ok"], 3, "event1_web", ["event1_web-workers"]),
+        (["crash ok", "ok ok"], 1, "event1_web", ["event1_web-workers"]),
+        (["crash ok", "flake ok", "ok ok"], 1, "event1_web", ["event1_web-workers"]),
+        # The tasks on the workers count as much as the manager's; when they alone fail, the
+        # manager's task, which took the release, goes back to the live one.
+        (["ok flake", "ok ok"], 2, None, []),
+        (["ok crash", "ok ok"], 1, "event1_web-workers", ["event1_web"]),
+        (["flake flake", "ok ok"], 2, None, []),
         # A fault beside a broken release: no retry hides the release.
-        (["flake crash", "ok ok"], 1, "event1_web-workers"),
+        (["flake crash", "ok ok"], 1, "event1_web-workers", []),
     ],
 )
 def test_a_release_the_engine_failed_to_start_is_deployed_again(
-    tmp_path, outcomes, deploys, failed
+    tmp_path, outcomes, deploys, failed, rolled_back
 ):
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
     bin_dir.mkdir(), state.mkdir()
@@ -359,8 +361,9 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
         timeout=30,
     )
     calls = (state / "calls").read_text().splitlines()
-    # Every attempt deploys the port the live release does not hold.
-    assert calls == ["deploy 8001"] * deploys
+    # Every attempt deploys the port the live release does not hold; when one service failed,
+    # the others, which took the release, go back to the live one too.
+    assert calls == ["deploy 8001"] * deploys + [f"rollback {s}" for s in rolled_back]
     assert (result.returncode == 0) == (failed is None), result.stderr
     assert result.stderr.count("deploying again") == deploys - 1
     assert (tmp_path / "stacks" / "event1.yml").exists() == (failed is None)

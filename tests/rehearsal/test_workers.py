@@ -7,6 +7,7 @@ load (its task moves), a worker removed under load (drained), and teardown.
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -20,11 +21,12 @@ import requests
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
-from tests.rehearsal.replay import Converge, ReplayCloud, converge
+from tests.rehearsal.replay import Converge, ReplayCloud, ReplayError, converge
 from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
 MANAGER = "rehearsal-manager"
+BROKEN_ON_WORKERS = "django-swarm/python-base:broken-on-workers"
 
 
 @dataclass
@@ -226,6 +228,45 @@ def test_w3_a_rollout_across_two_nodes_fails_no_request(cluster):
     assert cluster.running("event1") == {MANAGER: new, "rehearsal-worker-1": new}
     assert load.posts_answered > 0
     assert load.failed == 0, f"{load.failed} of {load.total} requests failed during the rollout"
+
+
+def test_w3b_a_release_broken_on_the_workers_alone_fails_and_the_live_one_serves_on(cluster):
+    """The manager's task of the new release is healthy, the workers' one never starts: the step
+    fails naming event1_web-workers, and both services go back to the live release."""
+    live = cluster.converges[-1].program.exports["imageDigest"]
+    count = cluster.hits("/event1/")
+    # A release that exits at start where DB_HOST is the manager's private address: only the
+    # tasks on workers have that (the manager's own task and the migration job use the gateway).
+    hook = (
+        "import os\n"
+        f"if os.environ.get('DB_HOST') == {cluster.manager.address!r}:\n"
+        "    os.write(2, b'rehearsal: this release breaks on workers\\n')\n"
+        "    os._exit(3)\n"
+    )
+    stdlib = "$(python3 -c 'import sysconfig; print(sysconfig.get_path(\"stdlib\"))')"
+    docker("build", "-q", "-t", BROKEN_ON_WORKERS, "-", input_=f"FROM {cluster.base_image}\n"
+           f"RUN echo {base64.b64encode(hook.encode()).decode()} | base64 -d"
+           f" >\"{stdlib}/sitecustomize.py\"\n")  # fmt: skip
+    good = cluster.base_image
+    cluster.base_image = BROKEN_ON_WORKERS
+    try:
+        with pytest.raises(ReplayError) as failed:
+            cluster.converge()
+    finally:
+        cluster.base_image = good
+    reason = next(
+        line for line in str(failed.value).splitlines() if line.startswith("event event1:")
+    )
+    assert "the update of event1_web-workers failed and was rolled back" in reason, reason
+    assert "the update of event1_web " not in reason
+    assert "rolling event1_web back to the live release as well" in str(failed.value)
+    # One release serves, the live one, on both nodes, and the count goes on.
+    assert cluster.running("event1") == {MANAGER: live, "rehearsal-worker-1": live}
+    assert cluster.hits("/event1/") == count + 1
+    # With the release mended, the next converge rolls both services onto it.
+    mended = cluster.converge()
+    new = mended.program.exports["imageDigest"]
+    assert cluster.running("event1") == {MANAGER: new, "rehearsal-worker-1": new}
 
 
 def test_w4_a_stopped_worker_loses_its_task_to_another_and_no_request_fails(cluster):
