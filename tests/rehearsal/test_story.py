@@ -521,7 +521,7 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
         configured = next(e for e in story.events if e["name"] == event).get("port")
         pair = set(config.event_ports(configured or config.default_port(event)))
         assert {before, published_port(story.box, event)} == pair
-    assert load.failed == 0, f"{load.failed} of {load.total} requests failed during the rollout"
+    assert load.failed == 0, load.report()
     # Between rollouts Nginx tries only the live port: visits leave no refused connection in its
     # error log (the free port is a backup, tried only when the live one fails).
     refused = "grep -c 'connect() failed' /var/log/nginx/error.log || true"
@@ -568,17 +568,37 @@ class SteadyLoad(threading.Thread):
         self.total = self.failed = 0
         self.ok_by_path = dict.fromkeys(paths, 0)
         self.posts_answered = 0
+        # Why each failed request failed, with when (seconds since the start): what a failing
+        # assertion shows.
+        self.failures: list[str] = []
+        self.started = time.monotonic()
 
     def _answered(self, method: str, path: str) -> bool:
         try:
             response = requests.request(
                 method, self.story.url(path), data={"visit": "1"}, timeout=5
             )
-        except requests.RequestException:
-            return False
+        except requests.RequestException as error:
+            return self._failed(method, path, type(error).__name__)
         if method == "POST":
-            return response.status_code == 403 and "CSRF" in response.text
-        return response.status_code == 200
+            if response.status_code == 403 and "CSRF" in response.text:
+                return True
+        elif response.status_code == 200:
+            return True
+        return self._failed(method, path, f"{response.status_code} {response.text[:80]!r}")
+
+    def _failed(self, method: str, path: str, reason: str) -> bool:
+        self.failures.append(f"{time.monotonic() - self.started:.1f}s {method} {path}: {reason}")
+        return False
+
+    def report(self) -> str:
+        """The failures, for an assertion's message: how many, then the first and last few."""
+        shown = (
+            self.failures[:5]
+            + (["..."] if len(self.failures) > 10 else [])
+            + self.failures[max(5, len(self.failures) - 5) :]
+        )
+        return f"{self.failed} of {self.total} requests failed:\n" + "\n".join(shown)
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -614,7 +634,7 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
     figures.record(
         "failed requests during a failed release and its rollback", f"{load.failed} of {load.total}"
     )
-    assert load.failed == 0, f"{load.failed} of {load.total} requests failed"
+    assert load.failed == 0, load.report()
     assert load.posts_answered > 0
     # What the user reads first, in the provider's words: the step, then the reason (item 12),
     # not the whole script quoted on one line.
