@@ -86,11 +86,9 @@ class Host(pulumi.ComponentResource):
                 "SWARM_SUBNET": cfg.swarm_subnet,
                 "SWARM_GATEWAY": cfg.swarm_gateway,
                 "WAIT_FOR_GATEWAY_SECONDS": WAIT_FOR_GATEWAY_SECONDS,
-                # The workers' tasks log in over the network the nodes share.
+                # The workers' tasks log in over the network the nodes share; each worker's own
+                # step admits its address (worker.py).
                 "PRIVATE_ADDRESS": server.private_address if server.workers else "",
-                "WORKER_ADDRESSES": pulumi.Output.all(*(w.address for w in server.workers)).apply(
-                    " ".join
-                ),
             },
             delete=("host_postgres_remove.sh", {}),
         )

@@ -1,8 +1,10 @@
 """A worker of the swarm: a server that runs event tasks and nothing else (no PostgreSQL, no
-Nginx, no data). Its steps: wait until booted, Docker, join the swarm with a token read from the
-manager (a secret, sent on stdin), then wait on the manager until the node is ready. Removing a
-worker runs those steps' removals in reverse: the manager drains the node (its tasks start on the
-other nodes) and takes it out of the swarm, then the worker leaves it.
+Nginx, no data). Its steps: wait until booted, Docker, PostgreSQL on the manager admits its
+address, join the swarm with a token read from the manager (a secret, sent on stdin), then wait on
+the manager until the node is ready. Removing a worker runs those steps' removals in reverse, after
+every update of the run (Pulumi deletes last): the manager drains the node (its tasks start on the
+other nodes) and takes it out of the swarm, the worker leaves it, and only then does PostgreSQL stop
+admitting the worker's address, so its tasks keep their database until they have stopped.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ class Worker(pulumi.ComponentResource):
             depends_on=[args.manager_ready],
             secret_output=True,
         )
+        admitted = remote_step(
+            f"{name}-postgres",
+            args.manager_connection,
+            Script("worker_postgres.sh", {"WORKER": name, "WORKER_ADDRESS": node.address}),
+            Script("worker_postgres_remove.sh", {"WORKER": name}),
+            parent=self,
+            depends_on=[args.manager_ready],
+        )
         joined = remote_step(
             f"{name}-join",
             node.connection,
@@ -72,7 +82,8 @@ class Worker(pulumi.ComponentResource):
             Script("worker_leave.sh"),
             secrets=[token.stdout.apply(str.strip)],
             parent=self,
-            depends_on=[docker, token],
+            # Admitted first: once the node has joined, a task may start there at any time.
+            depends_on=[docker, token, admitted],
         )
         # The node's id is no secret, though the step that printed it read one.
         node_params: dict[str, pulumi.Input[str]] = {

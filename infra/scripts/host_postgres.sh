@@ -2,14 +2,15 @@
 # Step 4: PostgreSQL for the event sites. Data on the volume when there is one; listening on
 # localhost and on docker_gwbridge's gateway; scram logins from the swarm subnet only, each
 # event role only to the database of the same name (the event steps create both). With workers,
-# also on the manager's PRIVATE_ADDRESS, for logins from the WORKER_ADDRESSES alone.
+# also on the manager's PRIVATE_ADDRESS, where each worker's own step admits its address
+# (worker_postgres.sh).
 : "${SWARM_SUBNET:?}" "${SWARM_GATEWAY:?}" "${WAIT_FOR_GATEWAY_SECONDS:?}"
-# Both empty without workers; WORKER_ADDRESSES: IP addresses, a space between.
-: "${PRIVATE_ADDRESS?}" "${WORKER_ADDRESSES?}"
+# Empty without workers.
+: "${PRIVATE_ADDRESS?}"
 # Empty PG_DATA_ROOT means: keep the data directory where Debian puts it.
 : "${PG_DATA_ROOT?}"
 
-version=$(pg_lsclusters --no-header | awk '$2 == "main" { print $1 }' | sort -n | tail -n 1)
+version=$(pg_main_version)
 if [[ -z $version ]]; then
   log "No PostgreSQL cluster 'main' found (pg_lsclusters); reinstall the postgresql package"
   exit 1
@@ -54,17 +55,13 @@ EOC
 fi
 
 hba=$conf_dir/pg_hba.conf
-clients="host sameuser all ${SWARM_SUBNET} scram-sha-256"
-for address in $WORKER_ADDRESSES; do
-  clients+=$'\n'"host sameuser all ${address}/32 scram-sha-256"
-done
 if replace_file "$hba" 640 postgres:postgres <<EOC; then
 $(sed '/^# BEGIN django-swarm/,/^# END django-swarm/d' "$hba")
 # BEGIN django-swarm (managed by Pulumi): event containers, each role only to its own database
-${clients}
+host sameuser all ${SWARM_SUBNET} scram-sha-256
 # END django-swarm
 EOC
-  # PostgreSQL rereads pg_hba.conf on a reload: adding or removing a worker drops no connection.
+  # PostgreSQL rereads pg_hba.conf on a reload, which drops no connection.
   reload=1
 fi
 

@@ -2,7 +2,7 @@
 # Undo step 4's configuration on `pulumi destroy`. The data stays where it is (on the volume,
 # or in /var/lib/postgresql): deleting databases is the event steps' decision, per event.
 
-version=$(pg_lsclusters --no-header | awk '$2 == "main" { print $1 }' | sort -n | tail -n 1)
+version=$(pg_main_version)
 conf_dir=/etc/postgresql/$version/main
 systemctl disable --now -q django-swarm-postgres-listen.timer 2>/dev/null || true
 rm -f /etc/systemd/system/django-swarm-postgres-listen.{service,timer}

@@ -36,6 +36,34 @@ replace_file() {
   rm -f "$tmp"
 }
 
+# The version of PostgreSQL's cluster "main" (the newest, if there are several); empty if none.
+pg_main_version() {
+  pg_lsclusters --no-header | awk '$2 == "main" { print $1 }' | sort -n | tail -n 1
+}
+
+# In pg_hba.conf at FILE, make the line marked with the comment "# MARK" read LINE, where it is
+# (at the end if there is none yet), or remove it when LINE is empty; the rest of the file stays
+# as it is. Exit status as replace_file's: 0 when the file changed, so the caller reloads
+# PostgreSQL. The steps of several workers edit the file at once: one at a time, under a lock.
+set_pg_hba_line() {
+  local file=$1 mark="# $2" line=${3:-} lock text status=0
+  exec {lock}>/run/lock/django-swarm-pg_hba
+  flock "$lock"
+  # Read whole before anything is written. Callers test the exit status, which turns off
+  # `set -e` in here: a file that cannot be read ends the step explicitly.
+  text=$(awk -v mark="$mark" -v line="${line:+$line $mark}" '
+    index($0, mark) { if (line != "" && !done) print line; done = 1; next }
+    { print }
+    END { if (line != "" && !done) print line }
+  ' "$file") || {
+    log "Cannot read $file"
+    exit 1
+  }
+  replace_file "$file" "$(stat -c %a "$file")" "$(stat -c %U:%G "$file")" <<<"$text" || status=$?
+  exec {lock}>&-
+  return "$status"
+}
+
 # Copy directory SRC to DEST (which must not exist yet), so that DEST exists only once complete:
 # the copy is made beside it and renamed. A copy that was interrupted is started over; a DEST
 # that exists already is never written to.

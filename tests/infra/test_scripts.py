@@ -172,16 +172,13 @@ host    all             all             127.0.0.1/32            scram-sha-256
 """
 
 
-def hba_edit(subnet: str, workers: str = "") -> str:
+def hba_edit(subnet: str) -> str:
     """The pg_hba.conf edit of host_postgres.sh, cut out of the script to run it on a copy."""
     script = (SCRIPTS_DIR / "host_postgres.sh").read_text()
     start = script.index("hba=$conf_dir/pg_hba.conf")
     end = script.index("# After a reboot")
     edit = script[start:end]
-    return (
-        f"conf_dir=.\nSWARM_SUBNET={subnet}\nWORKER_ADDRESSES='{workers}'\nreload=0\n{edit}\n"
-        "echo reload=$reload\n"
-    )
+    return f"conf_dir=.\nSWARM_SUBNET={subnet}\nreload=0\n{edit}\necho reload=$reload\n"
 
 
 def test_pg_hba_block_is_written_once_and_replaced_on_change(tmp_path):
@@ -199,21 +196,52 @@ def test_pg_hba_block_is_written_once_and_replaced_on_change(tmp_path):
     assert "172.20.0.0/16" not in text and text.count("sameuser") == 1
 
 
-def test_pg_hba_admits_each_worker_address_alone(tmp_path):
-    (tmp_path / "pg_hba.conf").write_text(PG_HBA)
+def worker_line_edit(worker: str, address: str = "") -> str:
+    """What worker_postgres.sh (with an address) or worker_postgres_remove.sh (without) does to
+    pg_hba.conf, on the copy in the current directory."""
+    line = f"host sameuser all {address}/32 scram-sha-256" if address else ""
+    return (
+        f"if set_pg_hba_line pg_hba.conf \"django-swarm worker '{worker}'\" '{line}';"
+        " then echo changed; else echo same; fi"
+    )
+
+
+def hba_clients(path: Path) -> list[str]:
+    return re.findall(r"^host sameuser all (\S+) scram-sha-256", path.read_text(), re.MULTILINE)
+
+
+def test_pg_hba_admits_each_worker_address_on_its_own_line(tmp_path):
+    hba = tmp_path / "pg_hba.conf"
+    hba.write_text(PG_HBA)
+    hba.chmod(0o640)
     owner = f"{tmp_path.stat().st_uid}:{tmp_path.stat().st_gid}"
-    edit = hba_edit("172.20.0.0/16", "10.0.0.11 10.0.0.12").replace("postgres:postgres", owner)
-    assert run_lib(edit, tmp_path).stdout == "reload=1\n"
-    block = (tmp_path / "pg_hba.conf").read_text().removeprefix(PG_HBA)
-    assert re.findall(r"^host sameuser all (\S+) scram-sha-256$", block, re.MULTILINE) == [
-        "172.20.0.0/16",
+    assert run_lib(hba_edit("172.20.0.0/16").replace("postgres:postgres", owner), tmp_path)
+    for n, address in ((1, "10.0.0.11"), (10, "10.0.0.20"), (2, "10.0.0.12")):
+        assert run_lib(worker_line_edit(f"worker-{n}", address), tmp_path).stdout == "changed\n"
+    assert run_lib(worker_line_edit("worker-1", "10.0.0.11"), tmp_path).stdout == "same\n"
+    assert hba_clients(hba) == ["172.20.0.0/16", "10.0.0.11/32", "10.0.0.20/32", "10.0.0.12/32"]
+    # The manager's own step rewrites its block and leaves the workers' lines alone.
+    run_lib(hba_edit("172.21.0.0/16").replace("postgres:postgres", owner), tmp_path)
+    assert sorted(hba_clients(hba)) == [
         "10.0.0.11/32",
         "10.0.0.12/32",
+        "10.0.0.20/32",
+        "172.21.0.0/16",
     ]
-    # A removed worker loses its line.
-    edit = hba_edit("172.20.0.0/16", "10.0.0.12").replace("postgres:postgres", owner)
-    assert run_lib(edit, tmp_path).stdout == "reload=1\n"
-    assert "10.0.0.11" not in (tmp_path / "pg_hba.conf").read_text()
+    # A worker whose address changed has one line, the new one; a removed worker has none, and
+    # worker-1's removal leaves worker-10 alone.
+    assert run_lib(worker_line_edit("worker-2", "10.0.0.13"), tmp_path).stdout == "changed\n"
+    assert run_lib(worker_line_edit("worker-1"), tmp_path).stdout == "changed\n"
+    assert run_lib(worker_line_edit("worker-1"), tmp_path).stdout == "same\n"
+    assert sorted(hba_clients(hba)) == ["10.0.0.13/32", "10.0.0.20/32", "172.21.0.0/16"]
+    assert hba.read_text().startswith(PG_HBA)
+    assert oct(hba.stat().st_mode & 0o777) == "0o640"
+    # A file that cannot be read ends the step (even where the caller tests the status) and
+    # writes nothing.
+    hba.rename(tmp_path / "elsewhere")
+    failed = run_lib(worker_line_edit("worker-3", "10.0.0.14"), tmp_path)
+    assert failed.returncode != 0 and "Cannot read pg_hba.conf" in failed.stderr
+    assert not hba.exists()
 
 
 def run_script(script: str, **params: str) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from test_server import firewall_rules
 from harness import MOCK_JOIN_TOKEN, VPC_RANGE
 
 COMMAND = "command:remote:Command"
-WORKER_STEPS = ["wait-ready", "packages", "join-token", "join", "node"]
+WORKER_STEPS = ["wait-ready", "packages", "join-token", "postgres", "join", "node"]
 
 
 def with_workers(prod_config, count: int, replicas: int = 2):
@@ -62,6 +62,7 @@ def test_a_worker_joins_with_the_managers_token_on_stdin_only(prod_config):
         "wait-ready": worker_host,
         "packages": worker_host,
         "join-token": manager_host,
+        "postgres": manager_host,
         "join": worker_host,
         "node": manager_host,
     }
@@ -84,18 +85,30 @@ def test_a_worker_joins_with_the_managers_token_on_stdin_only(prod_config):
     assert "worker_node_remove.sh" in by_step["node"].inputs["delete"]
     assert "worker_leave.sh" in join.inputs["delete"]
     for previous, step in itertools.pairwise(steps):
-        if step.name != "worker-1-join-token":
+        if step.name not in ("worker-1-join-token", "worker-1-postgres"):
             assert previous.urn in step.dependencies, step.name
-    assert run.named("host-nginx").urn in token.dependencies
+    for step in (token, by_step["postgres"]):
+        assert run.named("host-nginx").urn in step.dependencies
+    assert by_step["postgres"].urn in join.dependencies
 
 
-def test_the_manager_opens_postgres_to_the_workers_alone(prod_config):
+def test_postgres_admits_each_worker_until_it_has_been_drained(prod_config):
     run = with_workers(prod_config, 2).run()
-    params = script_params(run.named("host-postgres").inputs)
-    assert params["PRIVATE_ADDRESS"] == "10.114.0.2"
-    assert params["WORKER_ADDRESSES"] == "10.114.0.3 10.114.0.4"
-    alone = script_params(prod_config.run().named("host-postgres").inputs)
-    assert alone["PRIVATE_ADDRESS"] == "" and alone["WORKER_ADDRESSES"] == ""
+    # The manager's own step admits the swarm subnet and listens where the workers reach it...
+    host = script_params(run.named("host-postgres").inputs)
+    assert host["PRIVATE_ADDRESS"] == "10.114.0.2"
+    assert not [value for value in host.values() if "10.114.0.3" in str(value)]
+    assert script_params(prod_config.run().named("host-postgres").inputs)["PRIVATE_ADDRESS"] == ""
+    # ...and each worker's address is its own step's, so that removing a worker changes no step
+    # of the manager: the removal runs among the deletes, after the drain.
+    for n, address in ((1, "10.114.0.3"), (2, "10.114.0.4")):
+        step = run.named(f"worker-{n}-postgres")
+        assert script_params(step.inputs) == {"WORKER": f"worker-{n}", "WORKER_ADDRESS": address}
+        assert "worker_postgres_remove.sh" in step.inputs["delete"]
+        # Pulumi deletes a resource only after those that depend on it: the drain
+        # (worker-N-node), then leaving the swarm (worker-N-join), then this one.
+        join, node = run.named(f"worker-{n}-join"), run.named(f"worker-{n}-node")
+        assert step.urn in join.dependencies and join.urn in node.dependencies
 
 
 def test_an_event_with_replicas_deploys_after_the_workers_and_nginx_reaches_them(prod_config):
