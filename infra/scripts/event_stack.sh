@@ -2,7 +2,8 @@
 # Deploys the event's swarm stack and waits (bounded) until the update converged. Docker exits 0
 # after an automatic rollback, so the services' UpdateStatus decides: an update of any service of
 # the stack (`web`, or `web-workers` alone) rolled back or paused fails this step with the event's
-# name and that service's last task errors, while the previous version keeps serving. Afterwards, swarm secrets no version uses any more are removed.
+# name and that service's last task errors, while the previous version keeps serving. Afterwards,
+# swarm secrets no version uses any more are removed.
 # A new release publishes whichever of the event's two ports (PORTS) the live one does not hold,
 # so its tasks start beside the old ones (render_event.stack_file); the release that is live
 # deployed again (a re-run) keeps its port, so nothing rolls. STACK_FILE holds the text last
@@ -87,10 +88,10 @@ engine_flaked_tasks() {
 }
 
 # Sets status (the exit code of `docker stack deploy`), updated (the services whose update this
-# deploy started), failed (one "service state" line for each of those that was rolled back or
-# paused; the state of an earlier update, a rollback say, must not fail a deploy that changes
-# nothing) and engine_fault (1 when every failed service was rolled back after a new task met the
-# fault above).
+# deploy started), failed (those of them that were rolled back or paused; the state of an earlier
+# update, a rollback say, must not fail a deploy that changes nothing), failed_state (service ->
+# its update's state) and engine_fault (1 when every failed service was rolled back after a new
+# task met the fault above).
 deploy() {
   local -A started_before=() flaked_before=()
   local service state
@@ -104,14 +105,16 @@ deploy() {
   DJANGO_SWARM_PORT=$port timeout "$DEPLOY_TIMEOUT" docker stack deploy --detach=false --quiet \
     --prune --with-registry-auth --compose-file "$STACK_FILE.new" "$EVENT" >"$deploy_log" 2>&1 ||
     status=$?
-  failed='' engine_fault=1 updated=()
+  failed=() engine_fault=1 updated=()
+  declare -gA failed_state=()
   for service in $(stack_services); do
     [[ $(update_status "$service" StartedAt) != "${started_before[$service]:-}" ]] || continue
     updated+=("$service")
     state=$(update_status "$service" State)
     case $state in
       rollback_started | rollback_paused | rollback_completed | paused)
-        failed+="$service $state"$'\n'
+        failed+=("$service")
+        failed_state[$service]=$state
         if [[ $state != rollback_completed || -z $(comm -13 \
           <(printf '%s\n' "${flaked_before[$service]:-}") <(engine_flaked_tasks "$service")) ]]; then
           engine_fault=0
@@ -122,30 +125,29 @@ deploy() {
 
 for ((attempt = 1; ; attempt++)); do
   deploy
-  if [[ -n $failed ]] && ((engine_fault && attempt < MAX_ATTEMPTS)); then
+  if ((${#failed[@]} && engine_fault && attempt < MAX_ATTEMPTS)); then
     log "event $EVENT: Docker failed to start a new container ($ENGINE_FLAKE, a passing fault of Docker before 29.4.1); deploying again"
     continue
   fi
   break
 done
-if [[ -n $failed ]]; then
-  reasons='' failed_services=()
-  while read -r service state; do
-    failed_services+=("$service")
+if ((${#failed[@]})); then
+  reasons=''
+  for service in "${failed[@]}"; do
     what="failed and was rolled back"
-    [[ $state == paused ]] && what="was paused"
+    [[ ${failed_state[$service]} == paused ]] && what="was paused"
     reasons+="${reasons:+; }the update of $service $what ($(update_status "$service" Message))"
-  done <<<"${failed%$'\n'}"
+  done
   # The services that did take the release go back to the live one too: one release serves, and
   # every service publishes the live port, so the next deploy's port is free on every node.
   for service in "${updated[@]}"; do
-    if [[ " ${failed_services[*]} " != *" $service "* ]]; then
+    if [[ -z ${failed_state[$service]:-} ]]; then
       log "event $EVENT: rolling $service back to the live release as well"
       timeout "$DEPLOY_TIMEOUT" docker service rollback --quiet --detach=false "$service" \
         >>"$deploy_log" 2>&1 || reasons+="; rolling $service back failed too"
     fi
   done
-  fail "$reasons" "${failed_services[@]}"
+  fail "$reasons" "${failed[@]}"
 fi
 if ((status == 124)); then
   fail "the service did not converge within ${DEPLOY_TIMEOUT}s"

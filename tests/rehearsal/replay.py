@@ -368,8 +368,7 @@ class ReplayCloud(pulumi_mocks.Mocks):
         """The old instances' deletes, after their replacements were created, newest first."""
         done = [stored.key for stored in reversed(self.replaced)]
         for stored in reversed(self.replaced):
-            if stored.inputs.get("delete"):
-                self.run_command(stored.key, "delete", stored.inputs)
+            self._undo(stored.key, stored)
         self.replaced = []
         return done
 
@@ -381,11 +380,14 @@ class ReplayCloud(pulumi_mocks.Mocks):
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
-            stored = self.state.resources[key]
-            if stored.type == COMMAND and stored.inputs.get("delete"):
-                self.run_command(key, "delete", stored.inputs)
+            self._undo(key, self.state.resources[key])
             del self.state.resources[key]
             self.state.save()
+
+    def _undo(self, key: str, stored: StoredResource) -> None:
+        """A resource's delete: a command's ``delete`` runs; other resources have nothing."""
+        if stored.type == COMMAND and stored.inputs.get("delete"):
+            self.run_command(key, "delete", stored.inputs)
 
     def destroy(self) -> None:
         """`pulumi destroy`: every resource's delete, in reverse registration order."""
