@@ -6,8 +6,6 @@ the same steps on real boxes.
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from conftest import script_params, step_program, step_secrets
 from test_server import firewall_rules
@@ -16,6 +14,12 @@ from harness import MOCK_JOIN_TOKEN, VPC_RANGE
 
 COMMAND = "command:remote:Command"
 WORKER_STEPS = ["wait-ready", "packages", "join-token", "postgres", "join", "node"]
+# Each step's dependencies among the worker's steps.
+STEP_DEPENDENCIES = {
+    "packages": ["wait-ready"],
+    "join": ["packages", "join-token", "postgres"],
+    "node": ["join"],
+}
 
 
 def with_workers(prod_config, count: int, replicas: int = 2):
@@ -45,15 +49,18 @@ def test_worker_droplets_join_the_vpc_and_the_firewall_but_are_not_protected(pro
     assert run.named("server-firewall").inputs["dropletIds"] == ids
     inbound, _ = firewall_rules(run)
     postgres = [r for r in inbound if r["portRange"] == "5432"]
-    # PostgreSQL only from inside the VPC, and only once there are workers.
+    # PostgreSQL only from inside the VPC, and open there without workers too: closing it when
+    # the last worker goes would run (an update) before that worker is drained.
     assert postgres == [{"protocol": "tcp", "portRange": "5432", "sourceAddresses": [VPC_RANGE]}]
-    assert not [r for r in firewall_rules(prod_config.run())[0] if r["portRange"] == "5432"]
+    alone = [r for r in firewall_rules(prod_config.run())[0] if r["portRange"] == "5432"]
+    assert alone == postgres
 
 
 def test_a_worker_joins_with_the_managers_token_on_stdin_only(prod_config):
     run = with_workers(prod_config, 1).run()
     steps = steps_of(run, "worker-1")
-    assert [s.name for s in steps] == [f"worker-1-{step}" for step in WORKER_STEPS]
+    # (Registered as their inputs resolve: join-token and postgres in either order.)
+    assert sorted(s.name for s in steps) == sorted(f"worker-1-{step}" for step in WORKER_STEPS)
     by_step = {s.name.removeprefix("worker-1-"): s for s in steps}
     manager_host = run.named("host-nginx").inputs["connection"]["host"]
     worker_host = "203.0.113.31"
@@ -84,21 +91,25 @@ def test_a_worker_joins_with_the_managers_token_on_stdin_only(prod_config):
     # Removal drains on the manager, then leaves on the worker.
     assert "worker_node_remove.sh" in by_step["node"].inputs["delete"]
     assert "worker_leave.sh" in join.inputs["delete"]
-    for previous, step in itertools.pairwise(steps):
-        if step.name not in ("worker-1-join-token", "worker-1-postgres"):
-            assert previous.urn in step.dependencies, step.name
+    # Booted, Docker, then (the token read and the address admitted on the manager once it is
+    # ready) the join, then the node's wait.
+    depends = {step: {by_step[on].urn for on in ons} for step, ons in STEP_DEPENDENCIES.items()}
+    for step, urns in depends.items():
+        assert urns <= set(by_step[step].dependencies), step
     for step in (token, by_step["postgres"]):
         assert run.named("host-nginx").urn in step.dependencies
-    assert by_step["postgres"].urn in join.dependencies
 
 
 def test_postgres_admits_each_worker_until_it_has_been_drained(prod_config):
     run = with_workers(prod_config, 2).run()
-    # The manager's own step admits the swarm subnet and listens where the workers reach it...
+    # The manager's own step admits the swarm subnet and listens where the workers reach it,
+    # with or without workers on a droplet (a change would restart PostgreSQL before a removed
+    # last worker is drained)...
     host = script_params(run.named("host-postgres").inputs)
     assert host["PRIVATE_ADDRESS"] == "10.114.0.2"
     assert not [value for value in host.values() if "10.114.0.3" in str(value)]
-    assert script_params(prod_config.run().named("host-postgres").inputs)["PRIVATE_ADDRESS"] == ""
+    alone = script_params(prod_config.run().named("host-postgres").inputs)
+    assert alone["PRIVATE_ADDRESS"] == "10.114.0.2"
     # ...and each worker's address is its own step's, so that removing a worker changes no step
     # of the manager: the removal runs among the deletes, after the drain.
     for n, address in ((1, "10.114.0.3"), (2, "10.114.0.4")):
@@ -158,6 +169,11 @@ def test_existing_workers_are_reached_over_ssh_with_their_own_settings(existing_
     assert script_params(second.inputs)["ADVERTISE_ADDRESS"] == "198.51.100.12"
     assert script_params(second.inputs)["MANAGER_ADDRESS"] == "10.0.0.2"
     assert run.exports["workerAddresses"] == ["10.0.0.11", "198.51.100.12"]
+    # Your own server's advertiseAddress may be public: PostgreSQL listens there only while
+    # there are workers.
+    assert script_params(run.named("host-postgres").inputs)["PRIVATE_ADDRESS"] == "10.0.0.2"
+    alone = existing_config.with_(advertiseAddress="10.0.0.2").run()
+    assert script_params(alone.named("host-postgres").inputs)["PRIVATE_ADDRESS"] == ""
 
 
 @pytest.mark.parametrize("preview", [False, True])
