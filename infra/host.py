@@ -87,8 +87,13 @@ class Host(pulumi.ComponentResource):
                 "SWARM_GATEWAY": cfg.swarm_gateway,
                 "WAIT_FOR_GATEWAY_SECONDS": WAIT_FOR_GATEWAY_SECONDS,
                 # The workers' tasks log in over the network the nodes share; each worker's own
-                # step admits its address (worker.py).
-                "PRIVATE_ADDRESS": server.private_address if server.workers else "",
+                # step admits its address (worker.py). A droplet listens on its VPC address with
+                # or without workers: a change is a restart, which Pulumi would run (an update)
+                # before it drains a removed last worker. Your own server's advertiseAddress may
+                # be public: there PostgreSQL listens on it only while there are workers.
+                "PRIVATE_ADDRESS": (
+                    server.private_address if server.workers or cfg.target == "digitalocean" else ""
+                ),
             },
             delete=("host_postgres_remove.sh", {}),
         )

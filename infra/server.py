@@ -333,11 +333,13 @@ def _inbound_rules(
         )
         for event in cfg.events
     ]
-    if cfg.workers.count:
-        # The workers' tasks reach PostgreSQL on the manager (pg_hba admits only them).
-        rules.append(
-            do.FirewallInboundRuleArgs(protocol="tcp", port_range="5432", source_addresses=inside)
-        )
+    # The workers' tasks reach PostgreSQL on the manager (pg_hba admits only their addresses).
+    # Open inside the VPC with or without workers, like the swarm's ports: Pulumi updates the
+    # firewall before it deletes a worker, so closing it with the last worker would cut that
+    # worker's tasks off while they still serve, before the drain.
+    rules.append(
+        do.FirewallInboundRuleArgs(protocol="tcp", port_range="5432", source_addresses=inside)
+    )
     return rules
 
 

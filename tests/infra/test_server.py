@@ -85,7 +85,8 @@ def test_firewall_opens_only_ssh_and_web_to_the_outside(prod_config, preview):
         for e in prod_config.values["events"]
     }
     swarm_ports = {("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789")}
-    assert inside == swarm_ports | app_ports
+    # PostgreSQL for the workers' tasks (pg_hba admits only their addresses).
+    assert inside == swarm_ports | app_ports | {("tcp", "5432")}
     assert {r["protocol"] for r in outbound} == {"tcp", "udp", "icmp"}
     assert all(set(r["destinationAddresses"]) == ANYWHERE for r in outbound)
     if not preview:
