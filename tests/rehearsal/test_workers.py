@@ -2,12 +2,14 @@
 two workers, as a droplet and its workers share a VPC. The program reaches each box over SSH on
 127.0.0.1; the boxes reach each other only on that network. Stories in order: add a worker
 (tasks land on it), exact counts across two nodes, a rollout under load, a worker stopped under
-load (its task moves), a worker removed under load (drained), and teardown.
+load (its task moves), a worker removed under load (drained), a restore of an event with a task
+on a worker, and teardown.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -338,6 +340,41 @@ def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
     assert f"{second.address}/32" not in cluster.manager.check(
         "cat /etc/postgresql/*/main/pg_hba.conf"
     )
+
+
+def worker_task_hits(box: Box, service: str) -> int:
+    """A visit of the event's page made on ``box`` to its own task of ``service``, bypassing
+    Nginx: proof that this task, and not another, reads the event's data."""
+    (task,) = box.check(
+        f"docker ps -q --filter label=com.docker.swarm.service.name={service}"
+    ).split()
+    page = box.check(
+        f'docker exec {task} python -c "import urllib.request as u;'
+        " print(u.urlopen('http://127.0.0.1:8000/').read().decode())\""
+    )
+    return json.loads(page)["hits"]
+
+
+def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_snapshot(cluster):
+    (worker,) = cluster.joined
+    manager = cluster.manager
+    count = cluster.hits("/event1/")
+    manager.check("systemctl start django-swarm-backup.service")
+    # Visits after the backup, on both tasks: the restore takes them back.
+    for _ in range(3):
+        cluster.hits("/event1/")
+    assert worker_task_hits(worker, "event1_web-workers") == count + 4
+    restored = manager.ssh("django-swarm-restore event1 latest")
+    assert restored.status == 0, restored.stderr
+    # Both services were stopped for the restore (the workers' task holds connections to the
+    # database it replaces) and started again where they ran.
+    log = restored.stderr
+    assert "event1_web=1 event1_web-workers=1" in log, log
+    cluster.wait_for_tasks("event1", {MANAGER, "rehearsal-worker-1"}, timeout=120)
+    # Both tasks count on from the snapshot's count.
+    assert cluster.hits("/event1/") == count + 1
+    assert worker_task_hits(worker, "event1_web-workers") == count + 2
+    assert manager.check("ls /var/lib/django-swarm/maintenance/ 2>/dev/null || true").strip() == ""
 
 
 def test_w6_teardown_takes_every_node_out_of_the_swarm(cluster):
