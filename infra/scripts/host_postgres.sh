@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Step 4: PostgreSQL for the event sites. Data on the volume when there is one; listening on
 # localhost and on docker_gwbridge's gateway; scram logins from the swarm subnet only, each
-# event role only to the database of the same name (the event steps create both). With workers,
-# also on the manager's PRIVATE_ADDRESS, where each worker's own step admits its address
-# (worker_postgres.sh).
+# event role only to the database of the same name (the event steps create both). Also on the
+# manager's PRIVATE_ADDRESS, for the workers, each admitted by its own step (worker_postgres.sh).
 : "${SWARM_SUBNET:?}" "${SWARM_GATEWAY:?}" "${WAIT_FOR_GATEWAY_SECONDS:?}"
-# Empty without workers.
+# A droplet's VPC address always; your own server's advertiseAddress while it has workers; else
+# empty (host.py).
 : "${PRIVATE_ADDRESS?}"
 # Empty PG_DATA_ROOT means: keep the data directory where Debian puts it.
 : "${PG_DATA_ROOT?}"

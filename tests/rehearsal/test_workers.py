@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+import layout
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
@@ -126,6 +127,19 @@ def cluster(box_images, registry_password, tmp_path_factory) -> Iterator[Cluster
         network.remove()
 
 
+def worker_task_hits(box: Box, service: str) -> int:
+    """A visit of the event's page made on ``box`` to its own task of ``service``, bypassing
+    Nginx: proof that this task, and not another, reads the event's data."""
+    (task,) = box.check(
+        f"docker ps -q --filter label=com.docker.swarm.service.name={service}"
+    ).split()
+    page = box.check(
+        f'docker exec {task} python -c "import urllib.request as u;'
+        " print(u.urlopen('http://127.0.0.1:8000/').read().decode())\""
+    )
+    return json.loads(page)["hits"]
+
+
 def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
     first = cluster.converge()
     figures.record("first converge, manager only (workers story)", f"{first.seconds:.0f} s")
@@ -145,16 +159,8 @@ def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
     assert cluster.running("event1") == {MANAGER: digest, "rehearsal-worker-1": digest}
     # An event with one replica stays on the manager.
     assert cluster.running("event2").keys() == {MANAGER}
-    # The worker's task reached PostgreSQL on the manager: it answers as a site.
-    worker_task = worker.check(
-        "docker ps -q --filter label=com.docker.swarm.service.name=event1_web-workers"
-    ).split()
-    assert len(worker_task) == 1
-    page = worker.check(
-        f'docker exec {worker_task[0]} python -c "import urllib.request as u;'
-        " print(u.urlopen('http://127.0.0.1:8000/').read().decode())\""
-    )
-    assert '"hits"' in page
+    # The worker's one task reached PostgreSQL on the manager: it answers as a site, counting.
+    assert worker_task_hits(worker, "event1_web-workers") >= 1
     # PostgreSQL admits the worker's address alone, besides the manager's own bridge.
     hba = cluster.manager.check("cat /etc/postgresql/*/main/pg_hba.conf")
     assert f"host sameuser all {worker.address}/32 scram-sha-256" in hba
@@ -342,19 +348,6 @@ def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
     )
 
 
-def worker_task_hits(box: Box, service: str) -> int:
-    """A visit of the event's page made on ``box`` to its own task of ``service``, bypassing
-    Nginx: proof that this task, and not another, reads the event's data."""
-    (task,) = box.check(
-        f"docker ps -q --filter label=com.docker.swarm.service.name={service}"
-    ).split()
-    page = box.check(
-        f'docker exec {task} python -c "import urllib.request as u;'
-        " print(u.urlopen('http://127.0.0.1:8000/').read().decode())\""
-    )
-    return json.loads(page)["hits"]
-
-
 def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_snapshot(cluster):
     (worker,) = cluster.joined
     manager = cluster.manager
@@ -374,7 +367,7 @@ def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_sna
     # Both tasks count on from the snapshot's count.
     assert cluster.hits("/event1/") == count + 1
     assert worker_task_hits(worker, "event1_web-workers") == count + 2
-    assert manager.check("ls /var/lib/django-swarm/maintenance/ 2>/dev/null || true").strip() == ""
+    assert manager.ssh(f"test -e {layout.maintenance_flag('event1')}").status != 0
 
 
 def test_w6_teardown_takes_every_node_out_of_the_swarm(cluster):
