@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that sets up and runs every test: virtual environment, dependencies, lint,
-# app tests, infra unit tests, workflow checks and the rehearsal.
+# app tests, infra unit tests, workflow checks, the test plugins' conformance and the rehearsal.
 # Needs a machine prepared by tests/setup_machine.sh (root: packages, PostgreSQL, Docker engine).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +33,9 @@ pytest tests/app
 
 log "Infra unit tests (Pulumi mock runtime) and workflow checks"
 pytest tests/infra tests/workflows
+
+log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
+pytest tests/plugins
 
 log "Rehearsal (the program replayed into a Debian 13 box)"
 pytest tests/rehearsal
