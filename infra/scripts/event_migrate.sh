@@ -24,9 +24,6 @@ cleanup() {
 trap cleanup EXIT
 printf '%s' "$ENV_FILE_TEXT" >"$workdir/env"
 
-# A job left behind by an interrupted run would hold the name.
-docker service rm "$job" >/dev/null 2>&1 || true
-
 secret_args=()
 for mount in $SECRET_MOUNTS; do
   secret_args+=(--secret "$mount")
@@ -42,25 +39,28 @@ elif ((snapshot_status != 0)); then
   exit 1
 fi
 
-log "Migrating the database of $EVENT with $IMAGE"
 # On the event's network, like the site, and on the manager, whose gateway its DB_HOST names. A
 # job needs no virtual IP (dnsrr). No health check: the image's one probes gunicorn, which a job
 # never starts, and swarm kills unhealthy tasks.
-docker service create --quiet --detach \
-  --name "$job" \
-  --mode replicated-job \
-  --constraint node.role==manager \
-  --restart-condition none \
-  --network "$NETWORK" \
-  --endpoint-mode dnsrr \
-  --no-healthcheck \
-  --with-registry-auth \
-  --label "django-swarm.event=$EVENT" \
-  --container-label "django-swarm.event=$EVENT" \
-  --env-file "$workdir/env" \
-  "${secret_args[@]}" \
-  --env ADMIN_PASSWORD_FILE=/run/secrets/admin_password \
-  "$IMAGE" sh -c 'python manage.py migrate_locked && python manage.py ensure_admin' >/dev/null
+start_job() {
+  # A job left behind by an interrupted run, or by a failed attempt, would hold the name.
+  docker service rm "$job" >/dev/null 2>&1 || true
+  docker service create --quiet --detach \
+    --name "$job" \
+    --mode replicated-job \
+    --constraint node.role==manager \
+    --restart-condition none \
+    --network "$NETWORK" \
+    --endpoint-mode dnsrr \
+    --no-healthcheck \
+    --with-registry-auth \
+    --label "django-swarm.event=$EVENT" \
+    --container-label "django-swarm.event=$EVENT" \
+    --env-file "$workdir/env" \
+    "${secret_args[@]}" \
+    --env ADMIN_PASSWORD_FILE=/run/secrets/admin_password \
+    "$IMAGE" sh -c 'python manage.py migrate_locked && python manage.py ensure_admin' >/dev/null
+}
 
 # The job's output. Bounded: `docker service logs` can stream forever (it never ends for a task
 # from before a daemon restart).
@@ -74,17 +74,28 @@ fail() {
   exit 1
 }
 
+log "Migrating the database of $EVENT with $IMAGE"
 deadline=$((SECONDS + MIGRATE_TIMEOUT))
-while :; do
-  task=$(docker service ps --no-trunc --format '{{.CurrentState}}|{{.Error}}' "$job" | awk 'NR == 1')
-  case ${task%% *} in
-    Complete) break ;;
-    Failed | Rejected | Shutdown | Orphaned) fail "migrations failed (${task})" ;;
-  esac
-  if ((SECONDS >= deadline)); then
-    fail "migrations did not finish within ${MIGRATE_TIMEOUT}s (${task:-no task})"
+# A task whose container Docker failed to start (DOCKER_START_FAULT) never ran a migration: the
+# job is started again, at most twice, within the same deadline.
+for ((attempt = 1; ; attempt++)); do
+  start_job
+  while :; do
+    task=$(docker service ps --no-trunc --format '{{.CurrentState}}|{{.Error}}' "$job" | awk 'NR == 1')
+    case ${task%% *} in
+      Complete | Failed | Rejected | Shutdown | Orphaned) break ;;
+    esac
+    if ((SECONDS >= deadline)); then
+      fail "migrations did not finish within ${MIGRATE_TIMEOUT}s (${task:-no task})"
+    fi
+    sleep 2
+  done
+  [[ ${task%% *} == Complete ]] && break
+  if [[ $task == *"$DOCKER_START_FAULT"* ]] && ((attempt < 3)); then
+    log "event $EVENT: Docker failed to start the migration job's container ($DOCKER_START_FAULT, a passing fault of Docker before 29.4.1); starting it again"
+    continue
   fi
-  sleep 2
+  fail "migrations failed (${task})"
 done
 job_output
 log "Migrations of $EVENT applied, administrator ready"

@@ -75,16 +75,14 @@ else
   port=$first_port
 fi
 
-# Docker before 29.4.1 sometimes fails to start a container because remounting its secrets
-# read-only meets a passing EBUSY (moby/moby#48783, "particularly common with start-first
-# updates"). The release then never ran, so it is not broken: it is deployed again, at most twice.
-ENGINE_FLAKE='unable to remount dir as readonly'
+# A release whose new task met DOCKER_START_FAULT (lib.sh) never ran, so it is not broken: it is
+# deployed again, at most twice.
 MAX_ATTEMPTS=3
 
 # The ids of SERVICE's tasks that failed with that fault.
 engine_flaked_tasks() {
   docker service ps --no-trunc --format '{{.ID}} {{.Error}}' "$1" 2>/dev/null |
-    awk -v flake="$ENGINE_FLAKE" 'index($0, flake) {print $1}' | sort || true
+    awk -v flake="$DOCKER_START_FAULT" 'index($0, flake) {print $1}' | sort || true
 }
 
 # Sets status (the exit code of `docker stack deploy`), updated (the services whose update this
@@ -126,7 +124,7 @@ deploy() {
 for ((attempt = 1; ; attempt++)); do
   deploy
   if ((${#failed[@]} && engine_fault && attempt < MAX_ATTEMPTS)); then
-    log "event $EVENT: Docker failed to start a new container ($ENGINE_FLAKE, a passing fault of Docker before 29.4.1); deploying again"
+    log "event $EVENT: Docker failed to start a new container ($DOCKER_START_FAULT, a passing fault of Docker before 29.4.1); deploying again"
     continue
   fi
   break

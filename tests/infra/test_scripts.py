@@ -442,3 +442,69 @@ def test_no_snapshot_before_the_migrations_no_migration_and_no_endless_wait(
     assert f"event event1: the snapshot before the migrations {reason}" in result.stderr
     assert "the running version keeps serving" in result.stderr
     assert "service create" not in calls.read_text()
+
+
+# A stand-in for `docker` in event_migrate.sh, for the fault above, which the real engine meets
+# only now and then: each `service create` of the job takes its task's end from the first line of
+# OUTCOMES ("flake": that fault; "crash": the migrations exit 1; "ok": complete).
+FAKE_DOCKER_JOB = r"""#!/usr/bin/env bash
+set -euo pipefail
+state=$FAKE_STATE
+case "$1 $2" in
+  "service create")
+    echo create >>"$state/calls"
+    head -n 1 "$state/outcomes" >"$state/task"; sed -i 1d "$state/outcomes" ;;
+  "service ps")
+    case $(<"$state/task") in
+      flake) echo 'Failed 1 second ago|starting container failed: unable to remount dir as' \
+               'readonly: mount tmpfs:/var/lib/docker/containers/x/mounts/secrets, flags: 0x21,' \
+               'data: uid=0,gid=0: device or resource busy' ;;
+      crash) echo 'Failed 1 second ago|task: non-zero exit (1)' ;;
+      ok) echo 'Complete 1 second ago|' ;;
+    esac ;;
+  "service logs") echo "job output of $(<"$state/task")" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "creates", "migrated"),
+    [
+        (["flake", "ok"], 2, True),
+        (["flake", "flake", "ok"], 3, True),
+        (["flake", "flake", "flake", "ok"], 3, False),
+        # A migration that ran and failed is the release's own fault: it is not started again.
+        (["crash", "ok"], 1, False),
+        (["flake", "crash", "ok"], 2, False),
+    ],
+)
+def test_a_migration_job_the_engine_failed_to_start_is_started_again(
+    tmp_path, outcomes, creates, migrated
+):
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir(), state.mkdir()
+    for name, body in (("docker", FAKE_DOCKER_JOB), ("django-swarm-backup", "#!/bin/sh\n")):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    (state / "outcomes").write_text("".join(f"{o}\n" for o in outcomes))
+    program = render_script(
+        "event_migrate.sh",
+        {
+            "EVENT": "event1", "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
+            "NETWORK": "event1_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
+            "MIGRATE_TIMEOUT": 30, "SNAPSHOT_TIMEOUT": 5,
+        },
+    )  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-c", program],
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_STATE": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (state / "calls").read_text().splitlines() == ["create"] * creates
+    assert (result.returncode == 0) == migrated, result.stderr
+    assert result.stderr.count("starting it again") == min(creates, 3) - 1
+    if not migrated:
+        assert "event event1: migrations failed (Failed 1 second ago|" in result.stderr
+        assert "the running version keeps serving" in result.stderr
