@@ -43,6 +43,19 @@ def plain_map(values: Mapping[str, PropertyValue]) -> dict[str, Any]:
     return {key: plain(value) for key, value in values.items()}
 
 
+def has_secret(value: PropertyValue) -> bool:
+    """Whether ``value`` or any value nested in it is secret (a secret registry password inside
+    an object input, say), which :func:`plain` forgets."""
+    inner = value.value
+    if value.is_secret:
+        return True
+    if isinstance(inner, Mapping):
+        return any(has_secret(v) for v in inner.values())
+    if isinstance(inner, (list, tuple)):
+        return any(has_secret(v) for v in inner)
+    return False
+
+
 def is_unknown(value: Any) -> bool:
     if value is UNKNOWN:
         return True
