@@ -129,8 +129,9 @@ class SiteImage(pulumi.ComponentResource):
         build_args = {"BASE_IMAGE": args.stack.base_image}
         image = docker.Image(
             f"{name}-image",
-            # Relative to the project root (the program's working directory), so that the same
-            # program on a laptop and in CI declares the same build.
+            # Relative to the program's working directory (infra/, the project's `main`, where
+            # the engine starts the docker plugin too), so that the same program on a laptop and
+            # in CI declares the same build.
             build=docker.DockerBuildArgs(
                 context=os.path.relpath(APP_DIR), args=build_args, platform=PLATFORM
             ),

@@ -37,5 +37,5 @@ pytest tests/infra tests/workflows
 log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
 pytest tests/plugins
 
-log "Rehearsal (the program replayed into a Debian 13 box)"
+log "Rehearsal (a Debian 13 box: the program through the real engine, then the stories still replayed)"
 pytest tests/rehearsal
