@@ -127,6 +127,15 @@ def test_log_writes_to_stderr_only(tmp_path):
     assert (result.stdout, result.stderr) == ("", "==> step done\n")
 
 
+def fake_commands(bin_dir: Path, commands: dict[str, str]) -> None:
+    """Stand-ins for the commands named in ``commands`` (name -> the whole executable text), in
+    ``bin_dir``, which a test puts first on PATH."""
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in commands.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+
+
 def test_reload_nginx_returns_once_the_new_configuration_serves(tmp_path):
     """The request right after reload_nginx gets the new configuration, every time.
 
@@ -141,9 +150,7 @@ def test_reload_nginx_returns_once_the_new_configuration_serves(tmp_path):
         "location / { return 200 'release 0'; } } }\n"
     )
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text(f'#!/bin/sh\nexec nginx -c "{conf}" -s reload\n')
-    (bin_dir / "systemctl").chmod(0o755)
+    fake_commands(bin_dir, {"systemctl": f'#!/bin/sh\nexec nginx -c "{conf}" -s reload\n'})
     library = (SCRIPTS_DIR / "lib.sh").read_text()
     script = f"""set -euo pipefail
 {library}
@@ -362,9 +369,8 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
     tmp_path, outcomes, deploys, failed, rolled_back
 ):
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir(), state.mkdir()
-    (bin_dir / "docker").write_text(FAKE_DOCKER)
-    (bin_dir / "docker").chmod(0o755)
+    state.mkdir()
+    fake_commands(bin_dir, {"docker": FAKE_DOCKER})
     (state / "outcomes").write_text("".join(f"{o}\n" for o in outcomes))
     servers = "server 172.20.0.1:8001;\n"
     (tmp_path / "servers.conf").write_text(servers)  # unchanged: Nginx is not reloaded
@@ -403,6 +409,18 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
         assert f"Last tasks of {failed}:" in result.stderr
 
 
+def migrate_program(snapshot_timeout: int) -> str:
+    """event_migrate.sh for event1, its migrations bounded by 30 s."""
+    return render_script(
+        "event_migrate.sh",
+        {
+            "EVENT": "event1", "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
+            "NETWORK": "event1_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
+            "MIGRATE_TIMEOUT": 30, "SNAPSHOT_TIMEOUT": snapshot_timeout,
+        },
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("backup_body", "reason"),
     [
@@ -415,19 +433,10 @@ def test_no_snapshot_before_the_migrations_no_migration_and_no_endless_wait(
     tmp_path, backup_body, reason
 ):
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     calls = tmp_path / "docker-calls"
-    for name, body in (("docker", f'echo "$*" >>{calls}'), ("django-swarm-backup", backup_body)):
-        (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
-        (bin_dir / name).chmod(0o755)
-    program = render_script(
-        "event_migrate.sh",
-        {
-            "EVENT": "event1", "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
-            "NETWORK": "event1_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
-            "MIGRATE_TIMEOUT": 30, "SNAPSHOT_TIMEOUT": 1,
-        },
-    )  # fmt: skip
+    bodies = {"docker": f'echo "$*" >>{calls}', "django-swarm-backup": backup_body}
+    fake_commands(bin_dir, {n: f"#!/usr/bin/env bash\n{body}\n" for n, body in bodies.items()})
+    program = migrate_program(snapshot_timeout=1)
     started = time.monotonic()
     result = subprocess.run(
         ["bash", "-c", render_loader("event1-migrate", "event_migrate.sh", program, "create")],
@@ -482,19 +491,10 @@ def test_a_migration_job_the_engine_failed_to_start_is_started_again(
     tmp_path, outcomes, creates, migrated
 ):
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir(), state.mkdir()
-    for name, body in (("docker", FAKE_DOCKER_JOB), ("django-swarm-backup", "#!/bin/sh\n")):
-        (bin_dir / name).write_text(body)
-        (bin_dir / name).chmod(0o755)
+    state.mkdir()
+    fake_commands(bin_dir, {"docker": FAKE_DOCKER_JOB, "django-swarm-backup": "#!/bin/sh\n"})
     (state / "outcomes").write_text("".join(f"{o}\n" for o in outcomes))
-    program = render_script(
-        "event_migrate.sh",
-        {
-            "EVENT": "event1", "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
-            "NETWORK": "event1_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
-            "MIGRATE_TIMEOUT": 30, "SNAPSHOT_TIMEOUT": 5,
-        },
-    )  # fmt: skip
+    program = migrate_program(snapshot_timeout=5)
     result = subprocess.run(
         ["bash", "-c", program],
         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_STATE": str(state)},
