@@ -77,7 +77,7 @@ fail() {
 log "Migrating the database of $EVENT with $IMAGE"
 deadline=$((SECONDS + MIGRATE_TIMEOUT))
 # A task whose container Docker failed to start (DOCKER_START_FAULT) never ran a migration: the
-# job is started again, at most twice, within the same deadline.
+# job is started again, up to DOCKER_START_ATTEMPTS starts in all, within the same deadline.
 for ((attempt = 1; ; attempt++)); do
   start_job
   while :; do
@@ -91,7 +91,7 @@ for ((attempt = 1; ; attempt++)); do
     sleep 2
   done
   [[ ${task%% *} == Complete ]] && break
-  if [[ $task == *"$DOCKER_START_FAULT"* ]] && ((attempt < 3)); then
+  if [[ $task == *"$DOCKER_START_FAULT"* ]] && ((attempt < DOCKER_START_ATTEMPTS)); then
     log "event $EVENT: Docker failed to start the migration job's container ($DOCKER_START_FAULT, a passing fault of Docker before 29.4.1); starting it again"
     continue
   fi

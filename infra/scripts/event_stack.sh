@@ -76,8 +76,7 @@ else
 fi
 
 # A release whose new task met DOCKER_START_FAULT (lib.sh) never ran, so it is not broken: it is
-# deployed again, at most twice.
-MAX_ATTEMPTS=3
+# deployed again, up to DOCKER_START_ATTEMPTS deploys in all.
 
 # The ids of SERVICE's tasks that failed with that fault.
 engine_flaked_tasks() {
@@ -123,7 +122,7 @@ deploy() {
 
 for ((attempt = 1; ; attempt++)); do
   deploy
-  if ((${#failed[@]} && engine_fault && attempt < MAX_ATTEMPTS)); then
+  if ((${#failed[@]} && engine_fault && attempt < DOCKER_START_ATTEMPTS)); then
     log "event $EVENT: Docker failed to start a new container ($DOCKER_START_FAULT, a passing fault of Docker before 29.4.1); deploying again"
     continue
   fi

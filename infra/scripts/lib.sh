@@ -9,9 +9,12 @@ log() {
 # Docker before 29.4.1 sometimes fails to start a container because remounting its secrets
 # read-only meets a passing EBUSY (moby/moby#48783, "particularly common with start-first
 # updates"); a task's error then holds this text. Such a task never ran its image, so the steps
-# that start one (event_stack.sh, event_migrate.sh) start it again, a bounded number of times.
+# that start one (event_stack.sh, event_migrate.sh) start it again: at most
+# DOCKER_START_ATTEMPTS starts in all.
 # shellcheck disable=SC2034 # read by the steps this file is inlined into
 DOCKER_START_FAULT='unable to remount dir as readonly'
+# shellcheck disable=SC2034
+DOCKER_START_ATTEMPTS=3
 
 # The next secret from stdin (one base64 line each, in the order the step documents).
 # Command substitution drops trailing newlines; use read_secret_to_file for exact bytes.
