@@ -50,15 +50,25 @@ import re
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from docker.utils.build import PatternMatcher
 from pulumi.provider.experimental import provider as api
+from pulumi.provider.experimental.property_value import PropertyValue
 
 from tests.plugins import serving
 from tests.plugins.install import pinned_versions
-from tests.plugins.values import has_secret, is_unknown, plain, plain_map, wrap, wrap_map
+from tests.plugins.values import (
+    diff_inputs,
+    has_secret,
+    is_unknown,
+    plain,
+    plain_map,
+    wrap,
+    wrap_map,
+)
 
 TYPE = "docker:index/image:Image"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -121,6 +131,15 @@ def repository(image_name: str) -> str:
     return f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
 
 
+def compared_inputs(inputs: Mapping[str, PropertyValue]) -> dict[str, PropertyValue]:
+    """D3: what Diff compares of ``inputs``: all of them, but of ``registry`` only its server."""
+    compared = dict(inputs)
+    registry = plain(compared.get("registry"))
+    if isinstance(registry, dict):
+        compared["registry"] = wrap(registry.get("server"))
+    return compared
+
+
 class DockerImageProvider(api.Provider):
     async def check(self, request: api.CheckRequest) -> api.CheckResponse:
         inputs = plain_map(request.new_inputs)
@@ -147,29 +166,11 @@ class DockerImageProvider(api.Provider):
         return api.CheckResponse(inputs=wrap_map(inputs, secret))
 
     async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
-        olds = plain(request.old_state.get("__inputs")) or {}
-        news = plain_map(request.new_inputs)
-        changed = []
-        for key in sorted(set(olds) | set(news)):
-            old, new = olds.get(key), news.get(key)
-            if key == "registry" and isinstance(old, dict) and isinstance(new, dict):
-                old, new = old.get("server"), new.get("server")
-            if old != new or is_unknown(new):
-                changed.append(key)
-        detailed = {
-            key: api.PropertyDiff(
-                api.PropertyDiffKind.ADD
-                if key not in olds
-                else api.PropertyDiffKind.DELETE
-                if key not in news
-                else api.PropertyDiffKind.UPDATE,
-                input_diff=False,
-            )
-            for key in changed
-        }
-        return api.DiffResponse(
-            changes=bool(changed), diffs=changed, detailed_diff=detailed, replaces=[]
-        )
+        old_inputs = request.old_state.get("__inputs")
+        olds = compared_inputs(old_inputs.value if old_inputs is not None else {})
+        news = compared_inputs(request.new_inputs)
+        # Every change updates; the Go provider's PropertyDiffs leave InputDiff unset.
+        return diff_inputs(olds, news, sorted({*olds, *news}), replace_keys=(), input_diff=False)
 
     async def create(self, request: api.CreateRequest) -> api.CreateResponse:
         if request.preview:
@@ -210,7 +211,8 @@ class DockerImageProvider(api.Provider):
             "platform": build["platform"],
         }
         if inputs.get("skipPush"):
-            outputs["repoDigest"] = _docker(["image", "inspect", "-f", "{{.Id}}", image_name])
+            inspected = _docker(["image", "inspect", "-f", "{{.Id}}", image_name])
+            outputs["repoDigest"] = inspected.strip()
         else:
             outputs["repoDigest"] = f"{repository(image_name)}@{self._push(image_name, registry)}"
         state = wrap_map(outputs)
@@ -219,16 +221,16 @@ class DockerImageProvider(api.Provider):
 
     def _push(self, image_name: str, registry: dict) -> str:
         """Push with the registry's credentials; the digest the push reports."""
-        with tempfile.TemporaryDirectory(prefix="docker-plugin-config-") as config:
+        with tempfile.TemporaryDirectory(prefix="docker-plugin-config-") as private_config:
+            config = None  # without both credentials: the machine's own
             if registry.get("username") and registry.get("password"):
+                config = private_config
                 server = registry.get("server") or image_name.split("/")[0]
                 _docker(
                     ["login", server, "--username", registry["username"], "--password-stdin"],
                     stdin=registry["password"],
                     config=config,
                 )
-            else:
-                config = None  # the machine's own credentials
             pushed = _docker(["push", image_name], config=config)
         found = re.findall(r"digest: (sha256:[0-9a-f]{64})", pushed)
         if not found:

@@ -95,12 +95,14 @@ def diff_inputs(
     new_inputs: Mapping[str, PropertyValue],
     input_keys: Iterable[str],
     replace_keys: Iterable[str],
+    input_diff: bool = True,
 ) -> api.DiffResponse:
     """The diff of a provider that compares each input with the same key of its state: a changed
     key in ``replace_keys`` replaces the resource, any other changed input updates it.
 
     Secretness does not count as a change (the values are compared plain); an unknown new value
-    counts as a change, as the engine's own object diff treats a computed value.
+    counts as a change, as the engine's own object diff treats a computed value. ``input_diff``
+    says whether the detailed diff is against the old inputs (as the provider reports it).
     """
     olds, news = plain_map(old_state), plain_map(new_inputs)
     replace = set(replace_keys)
@@ -121,7 +123,7 @@ def diff_inputs(
                 if key in replace
                 else api.PropertyDiffKind.UPDATE
             )
-        detailed[key] = api.PropertyDiff(kind, input_diff=True)
+        detailed[key] = api.PropertyDiff(kind, input_diff=input_diff)
     return api.DiffResponse(
         changes=bool(changed),
         replaces=[key for key in changed if key in replace],
