@@ -274,3 +274,12 @@ class EngineRunError(RuntimeError):
 
     def failed_steps(self) -> list[str]:
         return [s.name for s in self.steps if s.failed]
+
+    def errors(self, name: str | None = None) -> list[str]:
+        """The error messages the plugins reported, as they wrote them (the CLI's own text
+        indents them), of the resource ``name`` only when given."""
+        return [
+            d.message
+            for d in self.diagnostics
+            if d.severity == "error" and (name is None or (d.urn or "").endswith(f"::{name}"))
+        ]

@@ -1,13 +1,12 @@
 """Run the real Pulumi program (``infra/__main__.py``) under Pulumi's mock runtime.
 
-The Pulumi engine cannot run here, so the unit tests and the rehearsal both run the program
-through :func:`run_program`: it sets the stack config as a user would (``pulumi config set``),
-executes ``infra/`` exactly as the Python language host does (``runpy.run_path`` on the program
-directory), and records every resource the program registers, in registration order, with its
-resolved inputs, which inputs were secret, its parent, its dependencies and its options.
-
-What the "cloud" answers is up to the ``Mocks`` given: :class:`FakeCloud` invents plausible
-outputs for the unit tests; the rehearsal passes mocks that execute each resource for real.
+The fast unit tests (``tests/infra``) run the program through :func:`run_program`, with no
+engine: it sets the stack config as a user would (``pulumi config set``), executes ``infra/``
+exactly as the Python language host does (``runpy.run_path`` on the program directory), and
+records every resource the program registers, in registration order, with its resolved inputs,
+which inputs were secret, its parent, its dependencies and whether it is protected.
+:class:`FakeCloud` answers with plausible outputs (the DigitalOcean API is out of reach). The
+rehearsal runs the same program through the real engine instead (``tests/engine.py``).
 """
 
 from __future__ import annotations
@@ -51,15 +50,10 @@ class Recorded:
     type: str
     name: str
     parent: str
-    custom: bool
     inputs: dict[str, Any]
     secret_paths: set[str]
     dependencies: list[str]
     protect: bool
-    delete_before_replace: bool
-    retain_on_delete: bool
-    ignore_changes: list[str]
-    replace_on_changes: list[str]
     additional_secret_outputs: list[str]
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -144,15 +138,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 type=request.type,
                 name=request.name,
                 parent=request.parent,
-                custom=request.custom,
                 inputs=inputs,
                 secret_paths=_secret_paths(raw_inputs),
                 dependencies=list(request.dependencies),
                 protect=bool(request.protect),
-                delete_before_replace=request.deleteBeforeReplace,
-                retain_on_delete=bool(request.retainOnDelete),
-                ignore_changes=list(request.ignoreChanges),
-                replace_on_changes=list(request.replaceOnChanges),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 id=resource_id,
                 outputs=dict(state),

@@ -37,5 +37,5 @@ pytest tests/infra tests/workflows
 log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
 pytest tests/plugins
 
-log "Rehearsal (a Debian 13 box: the program through the real engine, then the stories still replayed)"
+log "Rehearsal (Debian 13 boxes, the program through the real pulumi engine)"
 pytest tests/rehearsal

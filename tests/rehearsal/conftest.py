@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-# The rehearsal's modules import `tests.harness` and `tests.rehearsal.*` from the repository root,
+# The rehearsal's modules import `tests.engine` and `tests.rehearsal.*` from the repository root,
 # and the program's own modules (`image`, `layout`, ...) top-level from infra/, as Pulumi does.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

@@ -9,6 +9,7 @@ Every converge is an engine ``up``; what it did is the engine's own record of st
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import secrets
@@ -22,6 +23,7 @@ INFRA_DIR = REPO_ROOT / "infra"
 PROJECT = "django-swarm"
 COMMAND = "command:remote:Command"
 IMAGE = "docker:index/image:Image"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 # The engine's operations that run a command's create (or update) and its delete.
 _ACTIONS = {
     "create": "create",
@@ -30,6 +32,13 @@ _ACTIONS = {
     "delete": "delete",
     "delete-replaced": "delete",
 }
+
+
+def revealed(value: Any) -> Any:
+    """A value of ``pulumi stack export --show-secrets``, a revealed secret as its value."""
+    if isinstance(value, dict) and "plaintext" in value:
+        return json.loads(value["plaintext"])
+    return value
 
 
 def run_infra_program() -> None:
@@ -106,9 +115,27 @@ class ProgramStack(EngineStack):
         by_name = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in self.resources()}
         return [by_name[name] for name in names]
 
+    def program_resources(self) -> list[str]:
+        """Names of the program's resources in the state: the stack, its components and the
+        provider instances left out."""
+        return [
+            r["urn"].rsplit("::", 1)[-1]
+            for r in self.resources()
+            if not r["type"].startswith(("pulumi:", f"{PROJECT}:"))
+        ]
+
     def secret_output(self, resource: str, key: str) -> Any:
-        """An output of a resource as the state keeps it, decrypted (``--show-secrets``)."""
-        return self.resource(resource, show_secrets=True)["outputs"][key]
+        """An output of a resource as the state keeps it, decrypted (``--show-secrets``): a
+        revealed secret is ``{<sig>: ..., "plaintext": <its JSON text>}``."""
+        return revealed(self.resource(resource, show_secrets=True)["outputs"][key])
+
+    def generated_passwords(self) -> list[str]:
+        """Every ``RandomPassword`` result in the state, revealed."""
+        return [
+            revealed(r["outputs"]["result"])
+            for r in self.resources(show_secrets=True)
+            if r["type"] == RANDOM_PASSWORD
+        ]
 
     def remove(self) -> None:
         """``pulumi stack rm`` of what is left (the stories destroy first), and its config."""

@@ -1,9 +1,13 @@
-"""The rehearsal: the real program replayed into a bare Debian 13 box, checked from outside.
+"""The rehearsal: the program deployed by the real engine into a bare Debian 13 box, checked
+from outside.
 
-One box, one state file, tests in story order (numbers are the issue's "What it proves" items):
-first converge (1), static files, admin and cookies (2), no-change and forced re-run (3),
-PostgreSQL's exposure (9), a code change under load (4), a broken release (5), a reboot (6),
-a third event added and removed (7), secrets nowhere (8), memory figures, and teardown.
+One box, one stack of the project (``ProgramStack``: the Automation API runs ``infra/`` inline as
+the language host would, the ``pulumi`` binary plans, orders, diffs and keeps the state, and the
+four test plugins of ``tests/plugins`` carry the steps out). Tests in story order: a preview that
+runs nothing (0), the first ``up`` (1), static files, admin and cookies (2), no-change, every
+step run again, and ``--replace`` under load (3), PostgreSQL's exposure (9), a code change under
+load (4), a broken release (5), a reboot (6), a third event added and removed (7), backups (10),
+secrets nowhere (8), memory figures, and teardown as the README says.
 
 Events publish host-mode ports on alternating ports, as in production (no routing mesh: this
 machine's kernel has no IPVS, and production does not use it either).
@@ -19,9 +23,8 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,12 +36,14 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 import config
 import layout
+import remote_script
 from remote_script import render_script
+from tests.engine import EngineHome, EngineRun, EngineRunError
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, docker
 from tests.rehearsal.browser import chromium
-from tests.rehearsal.conftest import existing_target
-from tests.rehearsal.replay import Converge, ReplayCloud, converge
+from tests.rehearsal.conftest import REGISTRY_USER, existing_target
+from tests.rehearsal.program import COMMAND, Converge, ProgramStack
 from tests.rehearsal.s3 import S3Server
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword", "eventSecrets", "backupSecretAccessKey"]
@@ -76,7 +81,7 @@ except psycopg.OperationalError as error:
 @dataclass
 class Story:
     box: Box
-    workdir: Path
+    stack: ProgramStack
     # The backups' bucket (moto, an S3 server in its own container).
     s3: S3Server
     s3_secret: str = field(default_factory=lambda: f"s3 {secrets.token_hex(16)}")
@@ -88,15 +93,14 @@ class Story:
     # URL path -> content of the files uploaded in event1's admin (story 2c), checked after
     # every story that replaces its tasks.
     uploads: dict[str, bytes] = field(default_factory=dict)
+    # What the engine printed in every run, and every password it generated (for story 8).
+    printed: list[str] = field(default_factory=list)
+    generated: set[str] = field(default_factory=set)
 
     def assert_uploads_served(self) -> None:
         for path, content in self.uploads.items():
             served = requests.get(self.url(path), timeout=10)
             assert (served.status_code, served.content) == (200, content), path
-
-    @property
-    def state(self) -> Path:
-        return self.workdir / "state.json"
 
     def config(self) -> dict[str, Any]:
         return {
@@ -115,17 +119,29 @@ class Story:
             "backupSecretAccessKey": self.s3_secret,
         }
 
-    def converge(self, rerun_commands: bool = False, replace: tuple[str, ...] = ()) -> Converge:
-        result = converge(
-            self.config(),
-            SECRET_KEYS,
-            self.state,
-            self.workdir,
-            rerun_commands=rerun_commands,
-            replace=replace,
-        )
+    def converge(self, replace: Iterable[str] = (), **options: Any) -> Converge:
+        """``pulumi up`` of the story's config; ``replace``: step names, as ``--replace``."""
+        if replace:
+            options["replace"] = self.stack.urns(*replace)
+        try:
+            result = self.stack.converge(self.config(), SECRET_KEYS, **options)
+        except EngineRunError as failed:
+            self.printed.append(failed.text)
+            raise
+        finally:
+            self.generated.update(self.stack.generated_passwords())
+        self.printed.append(result.run.stdout)
         self.converges.append(result)
         return result
+
+    def destroy(self, **options: Any) -> EngineRun:
+        try:
+            run = self.stack.destroy(**options)
+        except EngineRunError as failed:
+            self.printed.append(failed.text)
+            raise
+        self.printed.append(run.stdout)
+        return run
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.box.http_port}{path}"
@@ -160,10 +176,12 @@ def s3() -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="module")
-def story(box, s3, tmp_path_factory) -> Story:
-    workdir = tmp_path_factory.mktemp("rehearsal-story")
-    workdir.chmod(0o700)
-    return Story(box, workdir, s3)
+def story(box, s3, engine_home: EngineHome) -> Iterator[Story]:
+    stack = ProgramStack(engine_home, "story")
+    try:
+        yield Story(box, stack, s3)
+    finally:
+        stack.remove()
 
 
 def wait_until_serving(story: Story, path: str, timeout: float) -> None:
@@ -199,8 +217,30 @@ def wait_until_settled(story: Story, event: str, timeout: float) -> None:
         time.sleep(2)
 
 
-def executed(result: Converge) -> list[tuple[str, str]]:
-    return [(e.key.rsplit("::", 1)[1], e.action) for e in result.cloud.executions]
+def registry_repositories(box: Box) -> list[str]:
+    answer = requests.get(
+        f"http://{box.registry_server}/v2/_catalog",
+        auth=(REGISTRY_USER, box.registry_password),
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return answer.json()["repositories"]
+
+
+def test_0_a_preview_of_a_bare_box_lists_every_resource_and_runs_nothing(story):
+    box = story.box
+    story.stack.set_config(story.config(), SECRET_KEYS)
+    preview = story.stack.preview()
+    story.printed.append(preview.stdout)
+    planned = preview.ran()
+    assert planned and {op for _, op in planned} == {"create"}
+    names = {name for name, _ in planned}
+    assert {"app-image", "event1-stack", "event2-stack", "host-swarm"} <= names, names
+    figures.record("preview of a bare box", f"{preview.seconds:.0f} s, {len(planned)} resources")
+    # Nothing ran on the box, and nothing was built or pushed.
+    assert box.ssh(f"test -e {layout.STEPS_DIR}").status != 0
+    assert box.ssh("command -v docker").status != 0  # the packages step did not run
+    assert registry_repositories(box) == []
 
 
 def test_1_first_converge_serves_two_events(story):
@@ -211,7 +251,7 @@ def test_1_first_converge_serves_two_events(story):
     assert story.hits("/event1/") == 1
     assert story.hits("/event1/") == 2
     assert story.hits("/event2/") == 1
-    digest = result.program.exports["imageDigest"]
+    digest = result.outputs["imageDigest"]
     assert digest.startswith(f"{story.box.registry_server}/rehearsal/site@sha256:")
     for event in ("event1", "event2"):
         assert set(story.containers(event).values()) == {digest}
@@ -253,7 +293,7 @@ def test_2_static_admin_login_and_cookies(story):
 
     # Each event's administrator exists with the password the program generated (the stack's
     # secret output eventAdmins), and only there.
-    admins = story.converges[0].program.exports["eventAdmins"]
+    admins = story.converges[0].outputs["eventAdmins"]
     assert admins["event1"]["password"] != admins["event2"]["password"]
     session = admin_login(story, "/event1", admins["event1"])
     assert "Site administration" in session.get(story.url("/event1/admin/"), timeout=10).text
@@ -315,7 +355,7 @@ def cookie_names(browser) -> set[str]:
 def test_2b_the_admins_of_two_events_in_one_browser(story):
     """README, "Log in to an event's admin": in a real browser, through Nginx, with the stack's
     generated logins; logging into the second event keeps the first one's session."""
-    admins = story.converges[0].program.exports["eventAdmins"]
+    admins = story.converges[0].outputs["eventAdmins"]
     with chromium() as browser:
         admin_in_browser(browser, story, "/event1", admins["event1"])
         assert styled_by_the_events_css(browser, "/event1")
@@ -351,7 +391,7 @@ def upload(story: Story, path: str, login: dict[str, str], name: str, content: b
 
 def test_2c_a_file_uploaded_in_the_admin_is_served_by_nginx_from_the_host(story):
     box = story.box
-    admins = story.converges[0].program.exports["eventAdmins"]
+    admins = story.converges[0].outputs["eventAdmins"]
     content = b"%PDF-1.4 opening slides " + secrets.token_bytes(64)
     saved = upload(story, "/event1", admins["event1"], "opening.pdf", content)
     assert saved.status_code == 302, saved.text[:400]
@@ -375,25 +415,31 @@ def test_2c_a_file_uploaded_in_the_admin_is_served_by_nginx_from_the_host(story)
     story.uploads[path] = content
 
 
-def test_3_converging_again_changes_nothing(story):
+def test_3_converging_again_changes_nothing(story, monkeypatch):
     box = story.box
     before = {e: story.containers(e) for e in ("event1", "event2")}
     count = story.hits("/event1/")
-    result = story.converge()
+    # The engine itself fails an `up` that would change anything.
+    result = story.converge(expect_no_changes=True)
     figures.record("no-change converge", f"{result.seconds:.1f} s")
-    assert executed(result) == [] and result.cloud.builds == [] and result.deleted == []
+    assert result.executed() == [] and result.builds == [] and result.deleted == []
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     assert story.hits("/event1/") == count + 1
 
-    # Idempotence the hard way: every step's program runs again (as an update, as when a new
-    # version changes every step).
+    # Idempotence the hard way: every step's program runs again, as when a new version of the
+    # program changes every script (here, one comment in each): the engine updates every command.
     watched = "/etc/nginx /etc/postgresql /etc/django-swarm /etc/docker /etc/systemd/system"
     snapshot = f"find {watched} -type f -print0 | sort -z | xargs -0 md5sum"
     files_before = box.check(snapshot)
     secrets_before = box.check("docker secret ls --format '{{.Name}}' | sort")
-    forced = story.converge(rerun_commands=True)
-    ran = [key for key, action in executed(forced) if action in ("create", "update")]
-    assert len(ran) == len(forced.program.of_type("command:remote:Command"))
+    monkeypatch.setattr(
+        remote_script, "_STRICT_MODE", "set -euo pipefail  # rehearsal: every step, new version"
+    )
+    forced = story.converge()
+    figures.record("converge that runs every step again", f"{forced.seconds:.0f} s")
+    commands = [r for r in story.stack.resources() if r["type"] == COMMAND]
+    assert {action for _, action in forced.executed()} == {"update"}
+    assert len(forced.executed()) == len(commands)
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     assert story.hits("/event1/") == count + 2
     assert story.hits("/event2/") >= 2
@@ -401,17 +447,27 @@ def test_3_converging_again_changes_nothing(story):
     assert box.check("docker secret ls --format '{{.Name}}' | sort") == secrets_before
     hba = box.check("grep -hv '^\\s*\\(#\\|$\\)' /etc/postgresql/*/main/pg_hba.conf")
     assert len(hba.splitlines()) == len(set(hba.splitlines())), "duplicate pg_hba.conf lines"
+    # Back to this version's scripts: every step once more, and the same files still.
+    monkeypatch.undo()
+    assert len(story.converge().executed()) == len(commands)
+    assert box.check(snapshot) == files_before
 
 
 def test_3a_replacing_a_step_keeps_what_it_deployed(story):
-    """`pulumi up --replace` of event1's stack step and of the host's swarm step. Pulumi creates
-    each new instance, then deletes the old one: that delete (`docker stack rm`,
+    """`pulumi up --replace` of event1's stack step and of the host's swarm step, under load.
+    Pulumi creates each new instance, then deletes the old one: that delete (`docker stack rm`,
     `docker swarm leave --force`) must undo nothing, since the new instance is in place."""
     box = story.box
     before = {e: story.containers(e) for e in ("event1", "event2")}
     counts = {e: story.hits(f"/{e}/") for e in ("event1", "event2")}
-    result = story.converge(replace=("event1-stack", "host-swarm"))
-    ran = executed(result)
+    load = SteadyLoad(story, ["/event1/", "/event2/"])
+    load.start()
+    try:
+        result = story.converge(replace=("event1-stack", "host-swarm"))
+    finally:
+        load.stop()
+    assert load.failed == 0, load.report()
+    ran = result.executed()
     assert sorted(ran) == sorted(
         [
             (step, action)
@@ -422,25 +478,22 @@ def test_3a_replacing_a_step_keeps_what_it_deployed(story):
     assert max(ran.index((s, "create")) for s in ("event1-stack", "host-swarm")) < min(
         ran.index((s, "delete")) for s in ("event1-stack", "host-swarm")
     )
-    for execution in result.cloud.executions:
-        if execution.action == "delete":
-            assert "its replacement is in place" in execution.stderr, execution.stderr
     assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "active"
     # The same tasks serve, and the counts go on.
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     for event, count in counts.items():
-        assert story.hits(f"/{event}/") == count + 1
+        assert story.hits(f"/{event}/") == count + 1 + load.ok_by_path[f"/{event}/"]
     for step in ("event1-stack", "host-swarm"):
         assert box.check(f"cat {layout.STEPS_DIR}/{step}") == "1\n"
     # The state holds the new instances: nothing is left to do.
-    assert executed(story.converge()) == []
+    assert story.converge().executed() == []
 
 
 def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs(story):
     box = story.box
     real_key = box.check("cut -d ' ' -f 1,2 /etc/ssh/ssh_host_ed25519_key.pub").strip()
     # Learned on first contact (no sshHostKey in the config) and required by every step since.
-    assert story.converges[-1].program.exports["sshHostKey"] == real_key
+    assert story.converges[-1].outputs["sshHostKey"] == real_key
     # What the refused change would have touched first: event2's stack file and its service.
     deployed = "md5sum /etc/django-swarm/stacks/event2.yml; docker service inspect event2_web"
     before = box.check(deployed)
@@ -451,7 +504,7 @@ def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs
     )
     story.events[1]["settings"] = {"REHEARSAL_MARK": "host-key"}  # a change: steps must run
     try:
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(EngineRunError) as refused:
             story.converge()
     finally:
         del story.events[1]["settings"]
@@ -462,7 +515,7 @@ def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs
     assert "host key mismatch" in str(refused.value), refused.value
     assert box.check(deployed) == before, "a step ran on a server with another host key"
     # The refused change was not recorded: with the real server back, nothing is left to do.
-    assert executed(story.converge()) == []
+    assert story.converge().executed() == []
 
 
 def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
@@ -475,7 +528,7 @@ def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
 
     # From the box itself (its own address, outside the swarm subnet) even the right password
     # is refused. The password goes on stdin, never on a command line.
-    password = story.converges[-1].program.named("event1-db-password").outputs["result"]
+    password = story.stack.secret_output("event1-db-password", "result")
     from_host = box.ssh(
         "IFS= read -r PGPASSWORD; export PGPASSWORD; "
         f"psql -h {gateway} -U ev_event1 -d ev_event1 -Atc 'select current_user'",
@@ -500,7 +553,7 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
     docker("tag", story.base_image, NEXT_BASE_IMAGE)
     docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
            "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
-    old_digest = story.converges[-1].program.exports["imageDigest"]
+    old_digest = story.converges[-1].outputs["imageDigest"]
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
     ports_before = {event: published_port(story.box, event) for event in ("event1", "event2")}
     load = SteadyLoad(story, ["/event1/", "/event2/"], posts=("/event1/", "/event2/"))
@@ -530,12 +583,14 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
         assert requests.get(story.url("/event1/"), timeout=5).status_code == 200
         assert requests.get(story.url("/event2/"), timeout=5).status_code == 200
     assert int(story.box.check(refused)) == before
-    new_digest = result.program.exports["imageDigest"]
-    assert new_digest != old_digest and len(result.cloud.builds) == 1
-    order = executed(result)
+    new_digest = result.outputs["imageDigest"]
+    assert new_digest != old_digest and len(result.builds) == 1
+    order = result.executed()
     for event in ("event1", "event2"):
-        assert order.count((f"{event}-migrate", "create")) == 1
-        assert order.index((f"{event}-migrate", "create")) < order.index(
+        # The engine updates the migration step (the command plugin runs its `create` again,
+        # as no `update` is set), before the stack step's update.
+        assert order.count((f"{event}-migrate", "update")) == 1
+        assert order.index((f"{event}-migrate", "update")) < order.index(
             (f"{event}-stack", "update")
         )
         assert set(story.containers(event).values()) == {new_digest}
@@ -626,7 +681,7 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
     load = SteadyLoad(story, ["/event1/"], posts=("/event1/",))
     load.start()
     try:
-        with pytest.raises(Exception) as failure:
+        with pytest.raises(EngineRunError) as failure:
             story.converge()
     finally:
         del story.events[0]["settings"]
@@ -638,8 +693,9 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
     assert load.posts_answered > 0
     # What the user reads first, in the provider's words: the step, then the reason (item 12),
     # not the whole script quoted on one line.
-    message = str(failure.value)
-    first_lines = message[message.index("event1-stack (") :].splitlines()[:4]
+    assert failure.value.failed_steps() == ["event1-stack"], failure.value.text
+    (message,) = failure.value.errors("event1-stack")
+    first_lines = message.splitlines()[:4]
     assert len(first_lines[0]) < 300, first_lines[0]
     assert "django-swarm step event1-stack: event_stack.sh" in first_lines[0]
     assert any(
@@ -710,7 +766,7 @@ def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
     for path, before in counts.items():
         assert story.hits(path) == before + 1
     again = story.converge()
-    assert executed(again) == [], "a reboot made the program replay commands"
+    assert again.executed() == [], "after a reboot, an up ran steps again"
     story.assert_uploads_served()
 
 
@@ -741,17 +797,19 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     box = story.box
     story.events.append(dict(EVENT3))
     added = story.converge()
-    assert executed(added) and all(key.startswith("event3-") for key, _ in executed(added))
-    assert added.cloud.builds == []
+    assert added.executed() and all(key.startswith("event3-") for key, _ in added.executed())
+    assert added.builds == []
     assert story.hits("/event3/") == 1
     count1 = story.hits("/event1/")
-    login = added.program.exports["eventAdmins"]["event3"]
+    login = added.outputs["eventAdmins"]["event3"]
     assert upload(story, "/event3", login, "logo.png", b"event3 logo").status_code == 302
 
     story.events.pop()
     removed = story.converge()
-    assert removed.deleted and all("::event3-" in key for key in removed.deleted)
-    assert {action for _, action in executed(removed)} == {"delete"}
+    # The event's component and every resource in it, and nothing else.
+    assert "event3" in removed.deleted
+    assert all(n == "event3" or n.startswith("event3-") for n in removed.deleted), removed.deleted
+    assert {action for _, action in removed.executed()} == {"delete"}
     assert "event3" not in box.check("docker stack ls --format '{{.Name}}'").split()
     assert "event3.conf" not in location_files(box)
     assert box.ssh("test -e /srv/django-swarm/event3").status == 1
@@ -879,7 +937,7 @@ def restic_snapshots(story: Story, tags: str) -> list[dict]:
 
 def test_10_a_backup_then_a_restore_puts_one_event_back_and_leaves_the_other(story):
     box = story.box
-    admins = story.converges[-1].program.exports["eventAdmins"]
+    admins = story.converges[-1].outputs["eventAdmins"]
     assert "django-swarm-backup.timer" in box.check("systemctl list-timers --all --no-pager")
     count1, count2 = story.hits("/event1/"), story.hits("/event2/")
     # The scheduled unit itself, as its timer starts it.
@@ -938,7 +996,7 @@ def test_10b_a_broken_migration_leaves_a_snapshot_of_the_release_before_it(story
     good_base = story.base_image
     story.base_image = BROKEN_MIGRATION_BASE_IMAGE
     try:
-        with pytest.raises(Exception, match="broken migration"):
+        with pytest.raises(EngineRunError, match="broken migration"):
             story.converge()
     finally:
         story.base_image = good_base
@@ -960,7 +1018,7 @@ def test_10c_an_event_removed_with_its_database_comes_back_from_its_backup(story
     event4 = {"name": "event4", "path": "/event4", "dropDatabaseOnDelete": True}
     story.events.append(dict(event4))
     added = story.converge()
-    login = added.program.exports["eventAdmins"]["event4"]
+    login = added.outputs["eventAdmins"]["event4"]
     for _ in range(4):
         story.hits("/event4/")
     assert upload(story, "/event4", login, "poster.txt", b"event4 poster").status_code == 302
@@ -1025,33 +1083,59 @@ def secret_values(story: Story) -> list[str]:
         story.box.private_key,
         story.event_token,
         story.s3_secret,
+        *story.generated,
     ]
-    for result in story.converges:
-        for resource in result.program.of_type("random:index/randomPassword:RandomPassword"):
-            values.append(resource.outputs["result"])
     pieces = set(values)
     for value in values:
         pieces |= {line for line in value.splitlines() if len(line) >= 8 and "-----" not in line}
-    return sorted(pieces)
+    # A step reads its secrets from stdin as base64 lines (remote_script.render_stdin).
+    return sorted(pieces | {base64_line(piece) for piece in pieces})
+
+
+def base64_line(secret: str) -> str:
+    return base64.b64encode(secret.encode()).decode()
 
 
 def leaked(text: str, secrets: list[str]) -> list[str]:
     return [secret[:4] + "..." for secret in secrets if secret in text]
 
 
-def test_8_secrets_never_in_command_lines_recorded_commands_or_logs(story):
+def texts(value: Any) -> Iterator[str]:
+    """Every string in an exported state, and in the JSON text of a revealed secret."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "plaintext" and isinstance(item, str):
+                yield from texts(json.loads(item))
+            else:
+                yield from texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from texts(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_8_secrets_never_in_command_lines_the_state_the_engines_output_or_logs(story):
     box = story.box
     secrets = secret_values(story)
     assert any("\n" in s and '"' in s and "$" in s and " " in s for s in secrets)
+    assert len(story.generated) >= 8, "each event's database, secret key and admin, and restic"
     ps_lines = box.check(f"cat {PS_LOG}")
     assert len(ps_lines.splitlines()) > 50, "the ps sampler saw almost nothing"
     assert leaked(ps_lines, secrets) == [], "a secret appeared in a command line on the box"
-    executions = [e for result in story.converges for e in result.cloud.executions]
-    assert executions
-    commands = "\n".join(e.command for e in executions)
-    assert leaked(commands, secrets) == [], "a secret is inside a command's text"
-    printed = "\n".join(e.stdout + e.stderr for e in executions if e.logging != "none")
-    assert leaked(printed, secrets) == [], "a logged command printed a secret"
+    # The state: every command's text and output, every input and output of every resource.
+    # Revealed, the test sees each secret where the state keeps it: as it is, or as a step's
+    # base64 stdin line (`pulumi config set` drops a value's trailing newline:
+    # pulumi/pulumi pkg/cmd/pulumi/config/config.go, unless --raw).
+    revealed = "\n".join(texts(story.stack.export(show_secrets=True)))
+    for secret in (story.box.registry_password, story.s3_secret, *story.generated):
+        kept = secret.removesuffix("\n")
+        assert kept in revealed or base64_line(kept) in revealed, secret[:4]
+    plain = "\n".join(texts(story.stack.export()))
+    assert leaked(plain, secrets) == [], "a secret is in plain text in the state"
+    # What `pulumi up` printed, the steps' logged output and the plugins' errors included.
+    assert len(story.printed) > len(story.converges)  # the preview's too, and the failed ups'
+    assert leaked("\n".join(story.printed), secrets) == [], "pulumi printed a secret"
     logs = box.check(
         "journalctl --no-pager -o cat; cat /var/log/nginx/*.log /var/log/postgresql/*.log; "
         # Every container's own log (`docker service logs` never ends after a daemon restart).
@@ -1060,13 +1144,27 @@ def test_8_secrets_never_in_command_lines_recorded_commands_or_logs(story):
     assert leaked(logs, secrets) == [], "a secret is in the box's logs"
 
 
-def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
+def test_teardown_as_the_readme_says_runs_every_delete_and_leaves_nothing_serving(story):
     box = story.box
-    cloud = ReplayCloud(story.state, story.workdir)
-    cloud.destroy()
-    deletes = [e.key.rsplit("::", 1)[1] for e in cloud.executions]
+    table = "django_swarm_rehearsal_kept"
+    for event in ("event1", "event2"):
+        box.check(f"runuser -u postgres -- psql -qd ev_{event} -c 'create table {table} (n int)'")
+    # README, "Tear down an event, or everything": a plain destroy deletes all it can, then
+    # stops at restic's protected password, in the engine's words; --exclude-protected then
+    # removes the rest.
+    with pytest.raises(EngineRunError) as plain:
+        story.destroy()
+    assert plain.value.failed_steps() == ["host-restic-password"]
+    assert "cannot be deleted" in plain.value.text
+    assert "because it is protected" in plain.value.text
+    run = story.destroy(exclude_protected=True)
+    figures.record("destroy --exclude-protected (after a plain destroy)", f"{run.seconds:.0f} s")
+    deletes = [
+        s.name for s in plain.value.steps + run.steps if s.op == "delete" and s.type == COMMAND
+    ]
     assert deletes.index("event1-nginx") < deletes.index("event1-stack")
-    assert cloud.state.resources == {}
+    # Only the password is left (with the stack, its component and the provider it needs).
+    assert story.stack.program_resources() == ["host-restic-password"]
     # The host steps' deletes ran too: no swarm, no container, Debian's default Nginx site.
     assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
     left = box.check("docker ps -a --format '{{.Names}} {{.Image}} {{.Status}} {{.Labels}}'")
@@ -1078,7 +1176,10 @@ def test_teardown_runs_every_delete_and_leaves_nothing_serving(story):
     assert box.check(f"ls -A {layout.STEPS_DIR}") == ""
     response = requests.get(story.url("/event1/"), timeout=10)
     assert response.status_code != 200 or "hits" not in response.text
-    # What the events' users made stays: the uploaded files, as the databases.
+    # What the events' users made stays: the databases and the uploaded files.
+    for event in ("event1", "event2"):
+        listed = box.check(f"runuser -u postgres -- psql -qtAd ev_{event} -c '\\dt {table}'")
+        assert table in listed, event
     for path, content in story.uploads.items():
         on_host = layout.media_dir("event1") + path.removeprefix("/event1/media")
         assert box.check(f"sha256sum <{on_host}").split()[0] == hashlib.sha256(content).hexdigest()

@@ -1,5 +1,6 @@
 """The rehearsal of workers: three Debian 13 boxes on a Docker network of our own, a manager and
-two workers, as a droplet and its workers share a VPC. The program reaches each box over SSH on
+two workers, as a droplet and its workers share a VPC, deployed by the real engine (one stack of
+the project, ``ProgramStack``, as in ``test_story``). The program reaches each box over SSH on
 127.0.0.1; the boxes reach each other only on that network. Stories in order: add a worker
 (tasks land on it), exact counts across two nodes, a rollout under load, a worker stopped under
 load (its task moves), a worker removed under load (drained), a restore of an event with a task
@@ -14,17 +15,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 import layout
+from tests.engine import EngineRunError
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
-from tests.rehearsal.replay import Converge, ReplayCloud, ReplayError, converge
+from tests.rehearsal.program import Converge, ProgramStack
 from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
@@ -36,7 +37,7 @@ BROKEN_ON_WORKERS = "django-swarm/python-base:broken-on-workers"
 class Cluster:
     manager: Box
     workers: list[Box]
-    workdir: Path
+    stack: ProgramStack
     base_image: str = "django-swarm/python-base:trixie"
     events: list[dict[str, Any]] = field(
         default_factory=lambda: [
@@ -47,10 +48,6 @@ class Cluster:
     # The worker boxes the config lists.
     joined: list[Box] = field(default_factory=list)
     converges: list[Converge] = field(default_factory=list)
-
-    @property
-    def state(self) -> Path:
-        return self.workdir / "state.json"
 
     def config(self) -> dict[str, Any]:
         return {
@@ -63,7 +60,7 @@ class Cluster:
         }
 
     def converge(self) -> Converge:
-        result = converge(self.config(), SECRET_KEYS, self.state, self.workdir)
+        result = self.stack.converge(self.config(), SECRET_KEYS)
         self.converges.append(result)
         return result
 
@@ -101,7 +98,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(box_images, registry_password, tmp_path_factory) -> Iterator[Cluster]:
+def cluster(box_images, registry_password, tmp_path_factory, engine_home) -> Iterator[Cluster]:
     network = BoxNetwork()
     workdir = tmp_path_factory.mktemp("rehearsal-workers")
     workdir.chmod(0o700)
@@ -109,6 +106,7 @@ def cluster(box_images, registry_password, tmp_path_factory) -> Iterator[Cluster
         workdir, REGISTRY_USER, registry_password, network, network.address(2), hostname=MANAGER
     )
     boxes = [manager]
+    stack = ProgramStack(engine_home, "workers")
     try:
         manager.start()
         for n in (1, 2):
@@ -120,8 +118,9 @@ def cluster(box_images, registry_password, tmp_path_factory) -> Iterator[Cluster
             )  # fmt: skip
             boxes.append(worker)
             worker.start()
-        yield Cluster(manager, boxes[1:], workdir)
+        yield Cluster(manager, boxes[1:], stack)
     finally:
+        stack.remove()
         for each in boxes:
             each.remove()
         network.remove()
@@ -155,7 +154,7 @@ def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
         "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'"
     )
     assert sorted(nodes.splitlines()) == [f"{MANAGER} Ready Leader", "rehearsal-worker-1 Ready "]
-    digest = added.program.exports["imageDigest"]
+    digest = added.outputs["imageDigest"]
     assert cluster.running("event1") == {MANAGER: digest, "rehearsal-worker-1": digest}
     # An event with one replica stays on the manager.
     assert cluster.running("event2").keys() == {MANAGER}
@@ -219,7 +218,7 @@ def test_w3_a_rollout_across_two_nodes_fails_no_request(cluster):
     docker("tag", cluster.base_image, NEXT_BASE_IMAGE)
     docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
            "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
-    old = cluster.converges[-1].program.exports["imageDigest"]
+    old = cluster.converges[-1].outputs["imageDigest"]
     load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/", "/event2/"))
     load.start()
     cluster.base_image = NEXT_BASE_IMAGE
@@ -231,7 +230,7 @@ def test_w3_a_rollout_across_two_nodes_fails_no_request(cluster):
         "failed requests during a rollout over manager + worker (GET and POST)",
         f"{load.failed} of {load.total}",
     )
-    new = result.program.exports["imageDigest"]
+    new = result.outputs["imageDigest"]
     assert new != old
     assert cluster.running("event1") == {MANAGER: new, "rehearsal-worker-1": new}
     assert load.posts_answered > 0
@@ -241,7 +240,7 @@ def test_w3_a_rollout_across_two_nodes_fails_no_request(cluster):
 def test_w3b_a_release_broken_on_the_workers_alone_fails_and_the_live_one_serves_on(cluster):
     """The manager's task of the new release is healthy, the workers' one never starts: the step
     fails naming event1_web-workers, and both services go back to the live release."""
-    live = cluster.converges[-1].program.exports["imageDigest"]
+    live = cluster.converges[-1].outputs["imageDigest"]
     count = cluster.hits("/event1/")
     # A release that exits at start where DB_HOST is the manager's private address: only the
     # tasks on workers have that (the manager's own task and the migration job use the gateway).
@@ -258,22 +257,22 @@ def test_w3b_a_release_broken_on_the_workers_alone_fails_and_the_live_one_serves
     good = cluster.base_image
     cluster.base_image = BROKEN_ON_WORKERS
     try:
-        with pytest.raises(ReplayError) as failed:
+        with pytest.raises(EngineRunError) as failed:
             cluster.converge()
     finally:
         cluster.base_image = good
-    reason = next(
-        line for line in str(failed.value).splitlines() if line.startswith("event event1:")
-    )
+    assert failed.value.failed_steps() == ["event1-stack"], failed.value.text
+    (message,) = failed.value.errors("event1-stack")
+    reason = next(line for line in message.splitlines() if line.startswith("event event1:"))
     assert "the update of event1_web-workers failed and was rolled back" in reason, reason
     assert "the update of event1_web " not in reason
-    assert "rolling event1_web back to the live release as well" in str(failed.value)
+    assert "rolling event1_web back to the live release as well" in message
     # One release serves, the live one, on both nodes, and the count goes on.
     assert cluster.running("event1") == {MANAGER: live, "rehearsal-worker-1": live}
     assert cluster.hits("/event1/") == count + 1
     # With the release mended, the next converge rolls both services onto it.
     mended = cluster.converge()
-    new = mended.program.exports["imageDigest"]
+    new = mended.outputs["imageDigest"]
     assert cluster.running("event1") == {MANAGER: new, "rehearsal-worker-1": new}
 
 
@@ -327,7 +326,7 @@ def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
         "failed requests while a worker was drained and removed",
         f"{load.failed} of {load.total}",
     )
-    steps = [(e.key.rsplit("::", 1)[1], e.action) for e in removed.cloud.executions]
+    steps = removed.executed()
     name = f"worker-{second.address.replace('.', '-')}"
     # Drained, out of the swarm, and only then no longer admitted by PostgreSQL: no step of the
     # manager ran before, and the worker's tasks kept their database until they stopped.
@@ -371,9 +370,9 @@ def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_sna
 
 
 def test_w6_teardown_takes_every_node_out_of_the_swarm(cluster):
-    cloud = ReplayCloud(cluster.state, cluster.workdir)
-    cloud.destroy()
-    assert cloud.state.resources == {}
+    # As the README says for `target: existing` (restic's password is protected).
+    cluster.stack.destroy(exclude_protected=True)
+    assert cluster.stack.program_resources() == ["host-restic-password"]
     for box in (cluster.manager, cluster.workers[0]):
         assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
         assert box.check("docker ps -q") == "", box.name
