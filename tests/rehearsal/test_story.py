@@ -38,7 +38,7 @@ import config
 import layout
 import remote_script
 from remote_script import render_script
-from tests.engine import EngineHome, EngineRun, EngineRunError
+from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineRunError
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, docker
 from tests.rehearsal.browser import chromium
@@ -58,6 +58,8 @@ SITECUSTOMIZE = (
 )
 EVENTS = [{"name": "event1", "path": "/event1"}, {"name": "event2", "path": "/event2"}]
 EVENT3 = {"name": "event3", "path": "/event3"}
+# The steps of an event that a new image runs again (the image is their input).
+STEPS_OF_A_RELEASE = ("migrate", "static", "stack")
 # A release whose containers never become healthy: gunicorn cannot load this worker class.
 # (The program offers no way to build a different app; an event's `settings` is its config.)
 BROKEN_SETTINGS = {"GUNICORN_WORKER_CLASS": "rehearsal.broken.Worker"}
@@ -518,6 +520,41 @@ def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs
     assert story.converge().executed() == []
 
 
+def image_tags(box: Box) -> list[str]:
+    answer = requests.get(
+        f"http://{box.registry_server}/v2/rehearsal/site/tags/list",
+        auth=(REGISTRY_USER, box.registry_password),
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return sorted(answer.json()["tags"])
+
+
+def test_3c_a_preview_of_a_change_under_app_plans_the_image_and_what_runs_it(story):
+    """What a pull request's preview comment shows for a change to the site's code: an update of
+    the image and of each event's migrate, static and stack steps, and nothing else; the preview
+    builds, pushes and runs nothing."""
+    box = story.box
+    tags = image_tags(box)
+    steps = box.check(f"cat {layout.STEPS_DIR}/*")
+    changed = REPO_ROOT / "app" / "manage.py"
+    original = changed.read_bytes()
+    changed.write_bytes(original + b"# rehearsal: a change under app/\n")
+    try:
+        preview = story.stack.preview()
+    finally:
+        changed.write_bytes(original)
+    story.printed.append(preview.stdout)
+    assert sorted(preview.ran()) == sorted(
+        [("app-image", "update")]
+        + [(f"{e}-{s}", "update") for e in ("event1", "event2") for s in STEPS_OF_A_RELEASE]
+    )
+    assert image_tags(box) == tags
+    assert box.check(f"cat {layout.STEPS_DIR}/*") == steps
+    # With app/ as it was, the engine finds nothing to do.
+    story.converge(expect_no_changes=True)
+
+
 def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
     box = story.box
     gateway = "172.20.0.1"  # first host of the default swarmSubnet 172.20.0.0/16
@@ -706,6 +743,44 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
     assert story.hits("/event1/") == count + load.ok_by_path["/event1/"] + 1
     story.converge()  # the fixed config converges again
     assert story.hits("/event1/") == count + load.ok_by_path["/event1/"] + 2
+
+
+def test_5a_a_step_that_failed_on_the_server_runs_again_at_the_next_up(story):
+    """A step that failed keeps its old state in the engine (the command plugin's rule C5): once
+    the cause on the server is gone, the same `pulumi up` runs it again, and it leaves nothing
+    behind."""
+    box = story.box
+    live = story.containers("event2")
+    # Something on the server in the step's way: a directory where event2's stack step writes
+    # the stack file it is about to deploy.
+    in_the_way = f"{layout.stack_file('event2')}.new"
+    box.check(f"mkdir {in_the_way}")
+    # A change the engine updates event2's stack step for; kept for the stories after this one.
+    story.events[1]["settings"] = {"REHEARSAL_MARK": "retried"}
+    try:
+        with pytest.raises(EngineRunError) as failure:
+            story.converge()
+    finally:
+        box.check(f"rmdir {in_the_way}")
+    assert failure.value.failed_steps() == ["event2-stack"], failure.value.text
+    (message,) = failure.value.errors("event2-stack")
+    assert "django-swarm step event2-stack: event_stack.sh" in message.splitlines()[0]
+    assert "Is a directory" in message, message
+    assert story.containers("event2") == live
+    count = story.hits("/event2/")
+    # The same up again: the engine kept the step's old inputs, so it runs the step again.
+    retried = story.converge()
+    assert retried.executed() == [("event2-stack", "update")]
+    env = box.check(
+        "docker service inspect --format '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "
+        + layout.service_name("event2")
+    )
+    assert "REHEARSAL_MARK=retried" in json.loads(env)
+    assert story.hits("/event2/") == count + 1
+    # Nothing is left behind: on the server, and in the engine's plan.
+    assert box.ssh(f"test -e {in_the_way}").status == 1
+    assert box.check("docker stack ls --format '{{.Name}}'").split() == ["event1", "event2"]
+    story.converge(expect_no_changes=True)
 
 
 def run_static_step(story: Story, image: str, release: str) -> None:
