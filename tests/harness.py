@@ -2,7 +2,7 @@
 
 The fast unit tests (``tests/infra``) run the program through :func:`run_program`, with no
 engine: it sets the stack config as a user would (``pulumi config set``), executes ``infra/``
-exactly as the Python language host does (``runpy.run_path`` on the program directory), and
+exactly as the Python language host does (``engine.run_infra_program``), and
 records every resource the program registers, in registration order, with its resolved inputs,
 which inputs were secret, its parent, its dependencies and whether it is protected.
 :class:`FakeCloud` answers with plausible outputs (the DigitalOcean API is out of reach). The
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import runpy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -26,8 +24,9 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-INFRA_DIR = REPO_ROOT / "infra"
+# tests/ is on sys.path for the unit tests (tests/infra/conftest.py).
+from engine import run_infra_program
+
 PROJECT = "django-swarm"
 
 # The address range DigitalOcean gives a new VPC, as FakeCloud answers it.
@@ -300,7 +299,7 @@ def run_program(
                 secret_exports.add(name)
 
     def program():
-        runpy.run_path(str(INFRA_DIR), run_name="__main__")
+        run_infra_program()
         return resolve_exports()
 
     try:

@@ -20,7 +20,7 @@ def test_image_builds_app_with_the_base_image_and_pushes_it(prod_config: UserCon
     run = prod_config.run()
     (built,) = run.of_type(IMAGE)
     assert built.name == "app-image"
-    assert built.inputs["build"]["context"] == "app"
+    assert built.inputs["build"]["context"] == "../app"  # from infra/, where the engine runs it
     assert built.inputs["build"]["args"] == {"BASE_IMAGE": "python:3.13-slim"}
     assert built.inputs["build"]["platform"] == "linux/amd64"
     # Lower case (GHCR refuses anything else), tagged with the hash of the sources.

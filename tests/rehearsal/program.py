@@ -10,16 +10,13 @@ Every converge is an engine ``up``; what it did is the engine's own record of st
 from __future__ import annotations
 
 import json
-import os
-import runpy
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineStack
+from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineStack, run_infra_program
 
-INFRA_DIR = REPO_ROOT / "infra"
 PROJECT = "django-swarm"
 COMMAND = "command:remote:Command"
 IMAGE = "docker:index/image:Image"
@@ -39,20 +36,6 @@ def revealed(value: Any) -> Any:
     if isinstance(value, dict) and "plaintext" in value:
         return json.loads(value["plaintext"])
     return value
-
-
-def run_infra_program() -> None:
-    """What the language host does with ``main: infra/``: run the directory as ``__main__``, in
-    it. The engine takes a ``main`` that is a directory as the program's working directory, and
-    starts the plugins there too (pulumi/pulumi ``pkg/engine/project.go``, ``getPwdMain``), so a
-    relative path the program hands a plugin is read from the same place."""
-    # The test process's own working directory comes back after (the program is inline).
-    before = os.getcwd()
-    os.chdir(INFRA_DIR)
-    try:
-        runpy.run_path(str(INFRA_DIR), run_name="__main__")
-    finally:
-        os.chdir(before)
 
 
 @dataclass
