@@ -38,4 +38,5 @@ log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
 pytest tests/plugins
 
 log "Rehearsal (Debian 13 boxes, the program through the real pulumi engine)"
-pytest tests/rehearsal
+# The slowest stories' times, so that the rehearsal's growth shows story by story.
+pytest --durations=12 tests/rehearsal

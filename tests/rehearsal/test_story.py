@@ -180,10 +180,14 @@ def s3() -> Iterator[S3Server]:
 @pytest.fixture(scope="module")
 def story(box, s3, engine_home: EngineHome) -> Iterator[Story]:
     stack = ProgramStack(engine_home, "story")
+    story = Story(box, stack, s3)
     try:
-        yield Story(box, stack, s3)
+        yield story
     finally:
         stack.remove()
+        ups = [c.seconds for c in story.converges]
+        if ups:
+            figures.record("engine ups in the story", f"{len(ups)}, {sum(ups):.0f} s in all")
 
 
 def wait_until_serving(story: Story, path: str, timeout: float) -> None:
@@ -423,7 +427,10 @@ def test_3_converging_again_changes_nothing(story, monkeypatch):
     count = story.hits("/event1/")
     # The engine itself fails an `up` that would change anything.
     result = story.converge(expect_no_changes=True)
-    figures.record("no-change converge", f"{result.seconds:.1f} s")
+    figures.record(
+        "no-change up (the engine's overhead per converge: program run, plan, state)",
+        f"{result.seconds:.1f} s",
+    )
     assert result.executed() == [] and result.builds == [] and result.deleted == []
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     assert story.hits("/event1/") == count + 1
