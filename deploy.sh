@@ -3,7 +3,7 @@
 #   ./deploy.sh            preview, ask, deploy, print the sites' addresses
 #   ./deploy.sh --yes      deploy without asking (any other `pulumi up` flag works too)
 # State: a local file backend (no Pulumi account) unless PULUMI_BACKEND_URL names another one,
-# such as a DigitalOcean Space for a team (see README, "Sharing the state with a team").
+# such as a DigitalOcean Space for a team (README, "Sharing the state with a team").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

@@ -50,7 +50,7 @@ pulumi.export("publicAddress", server.public_address)
 pulumi.export("privateAddress", server.private_address)
 pulumi.export("workerAddresses", [node.address for node in server.workers])
 pulumi.export("sshCommand", server.ssh_command())
-# What the server must present over SSH; compare it with the droplet console's, see the README.
+# What the server must present over SSH; compare it with the droplet console's (docs/how-to.md).
 pulumi.export("sshHostKey", server.host_key)
 pulumi.export("imageDigest", image.repo_digest)
 pulumi.export("eventUrls", {name: site.url for name, site in sites.items()})
@@ -59,8 +59,8 @@ pulumi.export("https", tls)
 pulumi.export(
     "eventAdmins", pulumi.Output.secret({n: site.admin_login for n, site in sites.items()})
 )
-# Where the backups go, and restic's password, without which they cannot be read (README,
-# "Backups and restore"): pulumi stack output resticPassword --show-secrets
+# Where the backups go, and restic's password, without which they cannot be read
+# (docs/backups.md): pulumi stack output resticPassword --show-secrets
 pulumi.export("backupRepository", host.backup_repository)
 pulumi.export("resticPassword", pulumi.Output.secret(host.restic_password))
 if server.droplet_urn is not None:

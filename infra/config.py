@@ -3,7 +3,7 @@
 ``load_config`` reads every key of the ``django-swarm`` namespace, checks every rule before any
 resource exists and raises one :class:`ConfigError` listing all problems (key, bad value, fix),
 so a user fixes the whole config in one round instead of one error per ``pulumi up``.
-Keys and defaults are documented in docs/architecture.md ("Stack config keys") and the README.
+Keys and defaults are documented in docs/config.md (and docs/architecture.md, "Stack config keys").
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ KNOWN_KEYS = frozenset(DIGITALOCEAN_KEYS + EXISTING_KEYS + COMMON_KEYS)
 # Keys an earlier version read: what to do instead.
 REMOVED_KEYS = {
     "publishMode": "every event now publishes host-mode ports on alternating ports, on every"
-    " server alike (README, Rollouts)",
+    " server alike (docs/rollouts.md)",
 }
 
 OPENSSH_KEY_TYPES = frozenset(
@@ -403,7 +403,7 @@ def _check_keys(reader: _Reader, target: str) -> None:
     for key in sorted(present - KNOWN_KEYS - REMOVED_KEYS.keys()):
         reader.problems.append(
             f"{key}: unknown key: remove it (pulumi config rm {key}); known keys are listed in"
-            " the README"
+            " docs/config.md"
         )
     refused = EXISTING_KEYS if target == "digitalocean" else DIGITALOCEAN_KEYS
     for key in refused:
@@ -462,9 +462,9 @@ def _events(reader: _Reader, servers: int) -> tuple[EventConfig, ...]:
                 f"{key}.replicas",
                 replicas,
                 "a server runs one task of an event (the task holds the event's port) and this"
-                f" stack has {servers} server(s): set at most {servers}, or add workers (README,"
-                ' "Workers"); to use more cores of one server, set the event\'s GUNICORN_WORKERS'
-                " setting instead",
+                f" stack has {servers} server(s): set at most {servers}, or add workers"
+                " (docs/workers.md); to use more cores of one server, set the event's"
+                " GUNICORN_WORKERS setting instead",
             )
         port = item.get("port")
         if port is not None and (

@@ -113,7 +113,7 @@ class EventSite(pulumi.ComponentResource):
         self.url = pulumi.Output.all(self._public_host, args.tls).apply(
             lambda values: f"{'https' if values[1] else 'http'}://{values[0]}{self._event.path}/"
         )
-        # Secret: the administrator's login (README, "Log in to an event's admin").
+        # Secret: the administrator's login (docs/how-to.md, "Log in to an event's admin").
         self.admin_login = pulumi.Output.secret(
             {
                 "url": self.url.apply(lambda url: f"{url}admin/"),

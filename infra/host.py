@@ -144,8 +144,8 @@ class Host(pulumi.ComponentResource):
         if not backups.off_host:
             pulumi.log.warn(
                 f"Backups are not off-host: they go to {self.backup_repository} on the server"
-                " itself, which a lost server takes with it. Set backups.bucket (README,"
-                ' "Backups and restore").'
+                " itself, which a lost server takes with it. Set backups.bucket"
+                " (docs/backups.md)."
             )
         paths = {
             "ENV_FILE": layout.BACKUP_ENV,

@@ -186,8 +186,8 @@ class Server(pulumi.ComponentResource):
             tags=["django-swarm", resource_name(stack, "node")],
             # A changed image, key or region would replace the droplet: create the new one,
             # move the reserved IP onto it before any step ran there, and delete the old one
-            # with whatever data it holds. Refused instead; the README's "Move to a new droplet"
-            # is the way.
+            # with whatever data it holds. Refused instead; docs/how-to.md, "Move to a new
+            # droplet", is the way.
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
         self.droplet_urn = droplet.urn

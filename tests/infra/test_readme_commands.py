@@ -1,4 +1,5 @@
-"""Every `pulumi` command the README tells people to type exists in the real CLI, with its flags.
+"""Every `pulumi` command the README and the pages of docs/ tell people to type exists in the real
+CLI, with its flags.
 
 The CLI is the one tests/setup_machine.sh puts on PATH; `pulumi <command> --help` names the
 command it resolved to and lists the flags that command takes.
@@ -14,15 +15,18 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-# Words of the README's commands that name a (sub)command rather than an argument.
+REPO = Path(__file__).resolve().parents[2]
+# The README and every page of docs/, read together: a command may live in any of them.
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# Words of the documented commands that name a (sub)command rather than an argument.
 SUBCOMMANDS = {"config", "set", "rm", "up", "preview", "destroy", "stack", "output", "init",
                "export", "import", "state", "unprotect", "login"}  # fmt: skip
 
 
-def readme_pulumi_commands() -> list[str]:
-    """`pulumi ...` commands in the README's shell blocks and inline code, one per command."""
-    text = README.read_text()
+def documented_pulumi_commands() -> list[str]:
+    """`pulumi ...` commands in the shell blocks and inline code of the README and docs/*.md, one
+    per command."""
+    text = "\n".join(document.read_text() for document in DOCUMENTS)
     blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
     lines = [line.strip() for block in blocks for line in block.splitlines()]
     lines += re.findall(r"`(pulumi [^`]+)`", text)
@@ -46,17 +50,25 @@ def help_text(path: tuple[str, ...]) -> str:
     ).stdout
 
 
-COMMANDS = readme_pulumi_commands()
+COMMANDS = documented_pulumi_commands()
 
 
-def test_the_readme_gives_the_teardown_commands():
+def test_the_documents_are_the_readme_and_every_page_of_docs():
+    assert REPO / "README.md" in DOCUMENTS
+    assert REPO / "docs" / "how-to.md" in DOCUMENTS  # where the teardown and the move now live
+    assert all(document.is_file() for document in DOCUMENTS)
+
+
+def test_the_docs_give_the_teardown_commands():
+    # docs/how-to.md, "Tear down an event, or everything" (the README links to it).
     # The droplet is protected (it must not be replaced); its URN is a stack output.
     assert 'pulumi state unprotect "$(pulumi stack output dropletUrn)"' in COMMANDS
     assert "pulumi destroy --exclude-protected" in COMMANDS
     assert "pulumi state unprotect --all --yes" in COMMANDS
 
 
-def test_the_readme_gives_the_commands_that_move_to_a_new_droplet():
+def test_the_docs_give_the_commands_that_move_to_a_new_droplet():
+    # docs/how-to.md, "Move to a new droplet".
     assert (
         'pulumi destroy --target "$(pulumi stack output dropletUrn)" --target-dependents'
         in COMMANDS

@@ -83,10 +83,11 @@ def test_without_its_program_on_stdin_a_step_fails_instead_of_doing_nothing():
     assert run(loader, "bm90IGJhc2U2NCBhdCBhbGwh!!!\n\n").returncode != 0
 
 
-def test_the_readme_shows_a_failure_as_the_loader_prints_it():
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    shown = re.search(r'error: Process exited with status 1: running "(.*?)\\n', readme)
-    assert shown, "the README's failure example is gone"
+def test_the_troubleshooting_page_shows_a_failure_as_the_loader_prints_it():
+    # docs/troubleshooting.md, "Troubleshoot a failed release" (moved there from the README).
+    page = (Path(__file__).parents[2] / "docs" / "troubleshooting.md").read_text()
+    shown = re.search(r'error: Process exited with status 1: running "(.*?)\\n', page)
+    assert shown, "the failure example of docs/troubleshooting.md is gone"
     loader = render_loader("event1-stack", "event_stack.sh", program("true"), "create")
     header = loader.splitlines()[0]
     assert re.sub(r"program [0-9a-f]{12}", "program <digest>", header) == re.sub(

@@ -130,7 +130,8 @@ def test_the_droplet_is_protected_so_no_change_can_replace_it(prod_config, volum
     run = prod_config.with_(postgresVolumeGb=volume_gb).run()
     droplet = run.named("server-droplet")
     assert droplet.protect
-    # What the README's teardown unprotects: pulumi state unprotect "$(pulumi stack output …)"
+    # What the teardown (docs/how-to.md) unprotects:
+    # pulumi state unprotect "$(pulumi stack output …)"
     assert run.exports["dropletUrn"] == droplet.urn
 
 

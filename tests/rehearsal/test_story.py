@@ -7,7 +7,7 @@ four test plugins of ``tests/plugins`` carry the steps out). Tests in story orde
 runs nothing (0), the first ``up`` (1), static files, admin and cookies (2), no-change, every
 step run again, and ``--replace`` under load (3), PostgreSQL's exposure (9), a code change under
 load (4), a broken release (5), a reboot (6), a third event added and removed (7), backups (10),
-secrets nowhere (8), memory figures, and teardown as the README says.
+secrets nowhere (8), memory figures, and teardown as docs/how-to.md says.
 
 Events publish host-mode ports on alternating ports, as in production (no routing mesh: this
 machine's kernel has no IPVS, and production does not use it either).
@@ -359,8 +359,8 @@ def cookie_names(browser) -> set[str]:
 
 
 def test_2b_the_admins_of_two_events_in_one_browser(story):
-    """README, "Log in to an event's admin": in a real browser, through Nginx, with the stack's
-    generated logins; logging into the second event keeps the first one's session."""
+    """docs/how-to.md, "Log in to an event's admin": in a real browser, through Nginx, with the
+    stack's generated logins; logging into the second event keeps the first one's session."""
     admins = story.converges[0].outputs["eventAdmins"]
     with chromium() as browser:
         admin_in_browser(browser, story, "/event1", admins["event1"])
@@ -931,7 +931,7 @@ def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story
     assert story.hits("/event1/") == counts["/event1/"] + 2
     assert story.hits("/event2/") == counts["/event2/"] + 2
 
-    # A renamed event is a new event at the same path, with a new database (README: the old
+    # A renamed event is a new event at the same path, with a new database (docs/how-to.md: the old
     # event's data stays in its own database).
     story.events[1]["name"] = "event2b"
     story.converge()
@@ -1125,7 +1125,7 @@ def test_10c_an_event_removed_with_its_database_comes_back_from_its_backup(story
 
 
 def test_10d_backup_figures_for_a_busy_event(story):
-    """Figures only (README, "Backups and restore"): event1 with 100,000 counter rows (one per
+    """Figures only (docs/backups.md): event1 with 100,000 counter rows (one per
     visit) and 50 MB of uploaded files; then 10 backups with a visit between each."""
     box = story.box
     database, media = layout.database_name("event1"), layout.media_dir("event1")
@@ -1231,7 +1231,7 @@ def test_teardown_as_the_readme_says_runs_every_delete_and_leaves_nothing_servin
     table = "django_swarm_rehearsal_kept"
     for event in ("event1", "event2"):
         box.check(f"runuser -u postgres -- psql -qd ev_{event} -c 'create table {table} (n int)'")
-    # README, "Tear down an event, or everything": a plain destroy deletes all it can, then
+    # docs/how-to.md, "Tear down an event, or everything": a plain destroy deletes all it can, then
     # stops at restic's protected password, in the engine's words; --exclude-protected then
     # removes the rest.
     with pytest.raises(EngineRunError) as plain:

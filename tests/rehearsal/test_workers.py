@@ -370,7 +370,7 @@ def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_sna
 
 
 def test_w6_teardown_takes_every_node_out_of_the_swarm(cluster):
-    # As the README says for `target: existing` (restic's password is protected).
+    # As docs/how-to.md says for `target: existing` (restic's password is protected).
     cluster.stack.destroy(exclude_protected=True)
     assert cluster.stack.program_resources() == ["host-restic-password"]
     for box in (cluster.manager, cluster.workers[0]):

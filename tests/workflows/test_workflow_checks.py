@@ -53,7 +53,9 @@ def test_runs_what_ci_runs():
     assert ci_commands == [SETUP_COMMAND.removeprefix("sudo "), TEST_COMMAND]
 
 
-def test_the_readme_gives_the_same_commands():
-    readme = (REPO / "README.md").read_text()
-    assert SETUP_COMMAND in readme
-    assert TEST_COMMAND in readme
+def test_the_readme_and_the_tests_page_give_the_same_commands():
+    # The README's "Tests" section gives both commands; docs/tests.md, which it links to, too.
+    for document in (REPO / "README.md", REPO / "docs" / "tests.md"):
+        text = document.read_text()
+        assert SETUP_COMMAND in text, document
+        assert TEST_COMMAND in text, document

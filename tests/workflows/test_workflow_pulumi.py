@@ -15,10 +15,12 @@ JOBS = PULUMI["jobs"]
 STACK = "prod"
 ENVIRONMENT = "production"
 PREVIEW_ENVIRONMENT = "preview"
-# Environments whose runs wait for a reviewer (README, "GitHub workflows": Required reviewers).
+# Environments whose runs wait for a reviewer (docs/workflows.md: Required reviewers).
 GATED_ENVIRONMENTS = {ENVIRONMENT, PREVIEW_ENVIRONMENT}
 COMMAND_OF_JOB = {"preview": "preview", "up": "up", "destroy": "destroy"}
 REPOSITORY = "ieee-branch/django-swarm"
+# Where the README's "GitHub workflows" section and its one-time set-up now live.
+WORKFLOWS_PAGE = REPO / "docs" / "workflows.md"
 # The values given to the Pulumi step, all from secrets or variables of the same name.
 DEPLOY_SETTINGS = {
     "PULUMI_BACKEND_URL": "vars",
@@ -135,7 +137,7 @@ def secrets_read_by(job) -> set[str]:
 
 @pytest.mark.parametrize("workflow_name", ["pulumi", "checks"])
 def test_no_job_reads_a_secret_without_an_approval_gate(workflow_name):
-    # Credentials are environment secrets (README) and both environments have required
+    # Credentials are environment secrets (docs/workflows.md) and both environments have required
     # reviewers: a job that names no environment, or another one, would read a repository
     # secret, which no reviewer guards.
     for job_id, job in load_workflow(workflow_name)["jobs"].items():
@@ -155,14 +157,15 @@ def test_code_from_a_pull_request_never_reaches_the_production_environment(event
         assert environments == {ENVIRONMENT}
 
 
-def test_the_readme_says_to_create_environment_secrets_with_read_scope_for_previews():
-    readme = (REPO / "README.md").read_text()
+def test_the_workflows_page_says_to_create_environment_secrets_with_read_scope_for_previews():
+    # The one-time set-up moved from the README to docs/workflows.md (the README links to it).
+    page = WORKFLOWS_PAGE.read_text()
     for environment in GATED_ENVIRONMENTS:
-        assert f"`{environment}`" in readme
-    assert "**Required reviewers**" in readme
-    assert "not** as repository secrets" in readme
+        assert f"`{environment}`" in page
+    assert "**Required reviewers**" in page
+    assert "not** as repository secrets" in page
     (token_row,) = [
-        line for line in readme.splitlines() if line.strip().startswith("| `DIGITALOCEAN_TOKEN`")
+        line for line in page.splitlines() if line.strip().startswith("| `DIGITALOCEAN_TOKEN`")
     ]
     production, preview = token_row.split("|")[-3:-1]
     assert "**write** scope" in production
@@ -265,8 +268,8 @@ def test_the_refusal_explains_itself():
     assert STACK in result.stdout
 
 
-def test_the_readme_documents_every_secret_and_variable():
-    readme = (REPO / "README.md").read_text()
-    missing = [name for name in DEPLOY_SETTINGS if name not in readme]
-    assert not missing, f"README.md should say what {missing} are and where to get them"
-    assert ENVIRONMENT in readme
+def test_the_workflows_page_documents_every_secret_and_variable():
+    page = WORKFLOWS_PAGE.read_text()
+    missing = [name for name in DEPLOY_SETTINGS if name not in page]
+    assert not missing, f"docs/workflows.md should say what {missing} are and where to get them"
+    assert ENVIRONMENT in page

@@ -3,7 +3,7 @@
 The deployment runs this in its migration job after `migrate_locked`, with the password as a
 swarm secret file (ADMIN_PASSWORD_FILE). Running it again changes nothing but the password, which
 is always set to the file's: the deployment's generated password is the account's password
-(README, "Log in to an event's admin").
+(docs/how-to.md, "Log in to an event's admin").
 """
 
 from django.contrib.auth import get_user_model
