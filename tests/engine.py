@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import secrets
 import subprocess
 import threading
@@ -29,22 +28,6 @@ from typing import Any
 from pulumi import automation as auto
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-INFRA_DIR = REPO_ROOT / "infra"
-
-
-def run_infra_program() -> None:
-    """What the language host does with the project's ``main: infra/``: run the directory as
-    ``__main__``, in it. The engine takes a ``main`` that is a directory as the program's working
-    directory, and starts the plugins there too (pulumi/pulumi ``pkg/engine/project.go``,
-    ``getPwdMain``), so a relative path the program hands a plugin is read from the same place.
-    The mock runtime's unit tests (``tests/harness.py``) run the program the same way."""
-    # The test process's own working directory comes back after (the program is inline).
-    before = os.getcwd()
-    os.chdir(INFRA_DIR)
-    try:
-        runpy.run_path(str(INFRA_DIR), run_name="__main__")
-    finally:
-        os.chdir(before)
 
 
 @dataclass

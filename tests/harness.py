@@ -2,7 +2,7 @@
 
 The fast unit tests (``tests/infra``) run the program through :func:`run_program`, with no
 engine: it sets the stack config as a user would (``pulumi config set``), executes ``infra/``
-exactly as the Python language host does (``engine.run_infra_program``), and
+exactly as the Python language host does (``deploy.run_program``, as ``./deploy.sh``), and
 records every resource the program registers, in registration order, with its resolved inputs,
 which inputs were secret, its parent, its dependencies and whether it is protected.
 :class:`FakeCloud` answers with plausible outputs (the DigitalOcean API is out of reach). The
@@ -24,8 +24,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-# tests/ is on sys.path for the unit tests (tests/infra/conftest.py).
-from engine import run_infra_program
+# infra/ is on sys.path for the unit tests (tests/infra/conftest.py), as for the program.
+import deploy
 
 PROJECT = "django-swarm"
 
@@ -299,7 +299,7 @@ def run_program(
                 secret_exports.add(name)
 
     def program():
-        run_infra_program()
+        deploy.run_program()
         return resolve_exports()
 
     try:

@@ -1,19 +1,28 @@
-"""deploy.sh's checks before it deploys, run with the real Pulumi CLI where they need one.
+"""deploy.sh and its entry point (infra/deploy.py), run with the real Pulumi CLI and engine.
 
-The CLI is the one tests/setup_machine.sh puts on PATH. Its file backend, stack creation and
-config commands need no language host and no provider plugin, so everything deploy.sh does
-before `pulumi up` runs for real here, in a copy of the project with a stack of its own.
+The CLI is the one tests/setup_machine.sh puts on PATH; the user's Pulumi home holds the test
+plugins (tests/plugins), as a laptop's would hold the real ones. Everything runs in a copy of the
+project with a stack of its own, whose server (198.51.100.7, a documentation address) is never
+contacted: the checks stop before the engine, and a preview runs nothing on a server.
 """
 
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))  # tests.engine, for the test plugins' home
+
+import deploy  # noqa: E402  (infra/ is on sys.path: tests/infra/conftest.py)
+from tests.engine import EngineHome  # noqa: E402
+
 PASSPHRASE = "correct horse battery staple"
 REGISTRY_TOKEN = "ghp_registry-token-of-the-deploy-test"
 
@@ -24,6 +33,8 @@ def user_environment(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "PULUMI_HOME": str(home / ".pulumi"),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
+        # A plugin the home lacks is an error, never a download.
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }
 
 
@@ -64,17 +75,29 @@ def project(tmp_path) -> Path:
     project.mkdir()
     for name in ("deploy.sh", "Pulumi.yaml"):
         shutil.copy(REPO_ROOT / name, project / name)
+    shutil.copytree(
+        REPO_ROOT / "infra", project / "infra", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in (".venv", "requirements.txt", "app"):
         (project / name).symlink_to(REPO_ROOT / name)
+    config = {
+        "target": "existing",
+        "host": "198.51.100.7",
+        "registry": {"server": "ghcr.io", "repository": "ieee-branch/hits", "username": "bot"},
+        "events": [{"name": "event1", "path": "/event1"}, {"name": "event2", "path": "/event2"}],
+    }
     (project / "Pulumi.deploytest.yaml").write_text(
-        "config:\n  django-swarm:target: existing\n  django-swarm:host: 198.51.100.7\n"
+        json.dumps({"config": {f"django-swarm:{k}": v for k, v in config.items()}})
     )
     return project
 
 
-def pulumi(project: Path, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def pulumi(
+    project: Path, home: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["pulumi", *args, "--stack", "deploytest", "--non-interactive"],
+        input=stdin,
         cwd=project,
         env={
             "PATH": os.environ["PATH"],
@@ -94,7 +117,18 @@ def home(tmp_path, project) -> Path:
     """A user's home where deploy.sh's default state directory holds the stack `deploytest`."""
     home = tmp_path / "home"
     (home / ".django-swarm" / "state").mkdir(parents=True)
+    # The plugins requirements.txt pins, as a laptop has them once downloaded.
+    plugins = EngineHome(tmp_path / "engine")
+    plugins.prepare()
+    plugins.home.rename(home / ".pulumi")
     pulumi(project, home, "stack", "init", "--secrets-provider", "passphrase",
+           PULUMI_CONFIG_PASSPHRASE=PASSPHRASE)  # fmt: skip
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    pulumi(project, home, "config", "set", "--secret", "sshPrivateKey", stdin=key.decode(),
            PULUMI_CONFIG_PASSPHRASE=PASSPHRASE)  # fmt: skip
     return home
 
@@ -120,15 +154,37 @@ def test_a_missing_registry_password_is_named_without_reading_any_secret(project
     assert "pulumi config set --secret registryPassword --stack deploytest" in result.stderr
 
 
-def test_it_deploys_without_changing_the_users_default_backend(project, home):
+def test_it_previews_with_the_engine_and_asks_before_it_deploys(project, home):
     set_registry_password(project, home)
     result = run_deploy(project, home, os.environ["PATH"], STACK="deploytest",
                         PULUMI_CONFIG_PASSPHRASE=PASSPHRASE)  # fmt: skip
-    # Every check passed: it went on to `pulumi up` on the stack.
-    assert "Deploying stack deploytest" in result.stderr, result.stderr
+    # Every check passed and the engine previewed the program: its own progress lines, with the
+    # steps it would create on the server.
+    assert "Preview of stack deploytest" in result.stderr, result.stderr
     assert "is not set" not in result.stderr
+    assert "command:remote:Command" in result.stdout and "create" in result.stdout, result.stdout
+    assert "event1-stack" in result.stdout
+    # Without a terminal to ask on, it deploys nothing and says how to go on.
+    assert result.returncode == 1
+    assert "run ./deploy.sh --yes to deploy without asking" in result.stderr
+    assert "Deploying stack" not in result.stderr
+    state = json.loads(
+        pulumi(project, home, "stack", "export", PULUMI_CONFIG_PASSPHRASE=PASSPHRASE).stdout
+    )
+    assert not state["deployment"].get("resources"), "the preview changed the state"
     assert REGISTRY_TOKEN not in result.stdout + result.stderr
     # `pulumi login` would have recorded the backend as the user's current one.
     credentials = home / ".pulumi" / "credentials.json"
     if credentials.exists():
         assert not json.loads(credentials.read_text()).get("current"), credentials.read_text()
+
+
+def test_the_plugins_it_installs_are_the_versions_requirements_txt_pins():
+    requirements = (REPO_ROOT / "requirements.txt").read_text()
+    pins = dict(line.split("==") for line in requirements.split() if line.startswith("pulumi-"))
+    droplet = deploy.pinned_plugins(requirements, "digitalocean")
+    assert droplet == {name.removeprefix("pulumi-"): version for name, version in pins.items()}
+    # Your own server needs no DigitalOcean provider.
+    existing = deploy.pinned_plugins(requirements, "existing")
+    assert existing == {k: v for k, v in droplet.items() if k != "digitalocean"}
+    assert set(existing) == {"command", "docker", "random", "tls"}

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineStack, run_infra_program
+from deploy import run_program
+from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineStack
 
 PROJECT = "django-swarm"
 COMMAND = "command:remote:Command"
@@ -80,7 +81,7 @@ class ProgramStack(EngineStack):
             REPO_ROOT,
             f"rehearsal-{label}-{secrets.token_hex(3)}",
             PROJECT,
-            run_infra_program,
+            run_program,
         )
 
     def converge(

@@ -1,0 +1,246 @@
+"""The deploy command behind ``./deploy.sh``: preview, confirm, ``pulumi up``, the sites' addresses.
+
+deploy.sh makes ``.venv`` and runs this with it. It drives the ``pulumi`` CLI's engine through the
+Automation API with the program inline (``run_program``: what Pulumi's Python language host does
+with ``main: infra/``), so the engine's own progress is what the user reads. Plain ``pulumi up``
+in the project root runs the same program and stays supported (the GitHub workflows use it).
+
+The state is a local file backend (``~/.django-swarm/state``) unless ``PULUMI_BACKEND_URL``
+names another one; the user's own default backend (``pulumi login``) is never changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from pulumi import automation as auto
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+INFRA_DIR = PROJECT_DIR / "infra"
+PROJECT = "django-swarm"
+# The provider plugins the program uses, pinned by their SDKs' versions in requirements.txt.
+PLUGIN_PACKAGES = {
+    "pulumi-command": "command",
+    "pulumi-digitalocean": "digitalocean",
+    "pulumi-docker": "docker",
+    "pulumi-random": "random",
+    "pulumi-tls": "tls",
+}
+
+
+class DeployError(Exception):
+    """What stops the deploy before the engine runs: the message says what to do."""
+
+
+def log(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def run_program() -> None:
+    """What the language host does with the project's ``main: infra/``: run the directory as
+    ``__main__``, in it. The engine takes a ``main`` that is a directory as the program's working
+    directory, and starts the plugins there too (pulumi/pulumi ``pkg/engine/project.go``,
+    ``getPwdMain``), so a relative path the program hands a plugin is read from the same place."""
+    # The caller's working directory comes back after (the program runs in this process).
+    before = os.getcwd()
+    os.chdir(INFRA_DIR)
+    try:
+        runpy.run_path(str(INFRA_DIR), run_name="__main__")
+    finally:
+        os.chdir(before)
+
+
+def pinned_plugins(requirements: str, target: str) -> dict[str, str]:
+    """name -> version of the provider plugins ``requirements`` pins that ``target`` uses (the
+    DigitalOcean provider only for a droplet)."""
+    pins = dict(re.findall(r"^([a-z-]+)==([0-9][^\s;#]*)", requirements, re.MULTILINE))
+    return {
+        plugin: pins[package]
+        for package, plugin in PLUGIN_PACKAGES.items()
+        if package in pins and (plugin != "digitalocean" or target == "digitalocean")
+    }
+
+
+def state_environment(environ: Mapping[str, str], home: Path) -> Iterator[tuple[str, str]]:
+    """The backend: ``PULUMI_BACKEND_URL`` as given, or a private local directory."""
+    if environ.get("PULUMI_BACKEND_URL"):
+        return
+    state_dir = Path(environ.get("DJANGO_SWARM_STATE_DIR") or home / ".django-swarm" / "state")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    log(f"State kept in {state_dir} (back it up: it is what lets Pulumi update and destroy)")
+    yield "PULUMI_BACKEND_URL", f"file://{state_dir}"
+
+
+def passphrase_environment(environ: Mapping[str, str], stack: str) -> Iterator[tuple[str, str]]:
+    """The stack's passphrase from the environment, or asked on the terminal (the engine runs
+    without one)."""
+    if environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        return
+    if not sys.stdin.isatty():
+        raise DeployError(
+            "PULUMI_CONFIG_PASSPHRASE is not set, and there is no terminal to ask for it:\n"
+            f"  export PULUMI_CONFIG_PASSPHRASE='the passphrase of stack {stack}'"
+            " (or PULUMI_CONFIG_PASSPHRASE_FILE)"
+        )
+    yield "PULUMI_CONFIG_PASSPHRASE", getpass.getpass(f"Passphrase of stack {stack}: ")
+
+
+def config_keys(stack: auto.Stack) -> dict[str, object]:
+    """The stack's config as ``pulumi config --json`` lists it: keys, and secrets unread."""
+    listed = subprocess.run(
+        ["pulumi", "config", "--json", "--stack", stack.name],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **stack.workspace.env_vars},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(listed.stdout)
+
+
+def check_credentials(stack: auto.Stack, environ: Mapping[str, str]) -> str:
+    """The stack's target, once the credentials it needs are there."""
+    keys = config_keys(stack)
+    target_entry = keys.get(f"{PROJECT}:target") or {}
+    target = target_entry.get("value") if isinstance(target_entry, dict) else None
+    target = target or "digitalocean"
+    if target == "digitalocean" and not environ.get("DIGITALOCEAN_TOKEN"):
+        raise DeployError(
+            "DIGITALOCEAN_TOKEN is not set: create a token with write scope in the DigitalOcean\n"
+            "control panel (API -> Tokens) and run: export DIGITALOCEAN_TOKEN=<token>"
+        )
+    if f"{PROJECT}:registryPassword" not in keys:
+        raise DeployError(
+            "registryPassword is not set: run\n"
+            f"  pulumi config set --secret registryPassword --stack {stack.name}\n"
+            "and paste a registry token (GHCR: a GitHub token with write:packages)"
+        )
+    return target
+
+
+def install_missing_plugins(workspace: auto.Workspace, plugins: Mapping[str, str]) -> None:
+    installed = {(p.name, p.version) for p in workspace.list_plugins() if p.kind == "resource"}
+    for name, version in sorted(plugins.items()):
+        if (name, version) not in installed:
+            log(f"Installing the {name} plugin {version}")
+            workspace.install_plugin(name, f"v{version}")
+
+
+def confirmed(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise DeployError(
+            "there is no terminal to ask whether to go on: run ./deploy.sh --yes to deploy"
+            " without asking"
+        )
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def print_sites(stack: auto.Stack, outputs: Mapping[str, auto.OutputValue]) -> None:
+    log("Your sites")
+    urls = outputs["eventUrls"].value if "eventUrls" in outputs else {}
+    for event, url in sorted((urls or {}).items()):
+        print(f"  {event}: {url}")
+    print(
+        "Each event's admin login: pulumi stack output eventAdmins --show-secrets"
+        f" --stack {stack.name}"
+    )
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="./deploy.sh",
+        description="Preview, confirm and deploy the stack (STACK, default prod).",
+    )
+    parser.add_argument("--yes", "-y", action="store_true", help="deploy without asking")
+    parser.add_argument(
+        "--replace", action="append", default=[], metavar="URN",
+        help="run this resource's step again (as pulumi up --replace)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--target", action="append", default=[], metavar="URN",
+        help="change only this resource (as pulumi up --target)",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
+    arguments = parse_arguments(argv)
+    stack_name = environ.get("STACK") or "prod"
+    if not (PROJECT_DIR / f"Pulumi.{stack_name}.yaml").is_file():
+        raise DeployError(
+            f"no Pulumi.{stack_name}.yaml here: copy Pulumi.prod.yaml to it, or set STACK=prod"
+        )
+    env = dict(state_environment(environ, Path.home()))
+    env.update(passphrase_environment(environ, stack_name))
+    stack = auto.create_or_select_stack(
+        stack_name=stack_name,
+        project_name=PROJECT,
+        program=run_program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(PROJECT_DIR), env_vars=env, secrets_provider="passphrase"
+        ),
+    )
+    target = check_credentials(stack, {**environ, **env})
+    plugins = pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
+    install_missing_plugins(stack.workspace, plugins)
+
+    options = {
+        "replace": arguments.replace or None,
+        "target": arguments.target or None,
+        # The engine's own progress and messages, as `pulumi up` prints them.
+        "on_output": print,
+        "on_error": print_error,
+    }
+    if not arguments.yes:
+        log(f"Preview of stack {stack_name}")
+        if not changes(stack.preview(**options).change_summary):
+            log("Nothing to change: the sites are as the config and the code say")
+            print_sites(stack, stack.outputs())
+            return
+        if not confirmed("Deploy these changes?"):
+            raise DeployError("nothing was changed")
+    log(f"Deploying stack {stack_name}")
+    result = stack.up(**options)
+    done = changes(result.summary.resource_changes or {})
+    log(
+        "Changed: " + ", ".join(f"{op} {n}" for op, n in done.items())
+        if done
+        else "Nothing changed"
+    )
+    print_sites(stack, result.outputs)
+
+
+def changes(summary: Mapping[str, int]) -> dict[str, int]:
+    """An engine summary's counts of resources changed, by operation."""
+    return {op: count for op, count in sorted(summary.items()) if op != "same" and count}
+
+
+def print_error(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def main() -> int:
+    try:
+        deploy(sys.argv[1:], os.environ)
+    except DeployError as error:
+        print(f"deploy.sh: {error}", file=sys.stderr)
+        return 1
+    except auto.errors.CommandError:
+        # The engine printed what failed, step by step, above.
+        print("deploy.sh: pulumi failed: its messages are above", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
