@@ -42,11 +42,28 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
 SELECT format('ALTER ROLE %I PASSWORD %L', :'user', :'pw') \gexec
 SQL
 
+# overlay2 where this machine can mount an overlay (its layers are shared, not copied: every
+# box start and image build is much faster), else vfs, which copies every layer but always works
+# (some sandboxes refuse overlay mounts).
+storage_driver() {
+  local dir
+  dir=$(mktemp -d)
+  mkdir "$dir"/{lower,upper,work,merged}
+  if mount -t overlay overlay \
+    -o "lowerdir=$dir/lower,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged" 2>/dev/null; then
+    umount "$dir/merged"
+    echo overlay2
+  else
+    echo vfs
+  fi
+  rm -rf "$dir"
+}
+
 log "Starting the Docker engine"
 if ! docker info >/dev/null 2>&1; then
-  # vfs: the outer engine of the rehearsal runs inside a container-like sandbox where overlay
-  # mounts are not available; it is slow on disk but always works.
-  nohup dockerd --storage-driver=vfs >/var/log/dockerd.log 2>&1 &
+  driver=$(storage_driver)
+  log "Docker storage driver: ${driver}"
+  nohup dockerd --storage-driver="$driver" >/var/log/dockerd.log 2>&1 &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
@@ -63,4 +80,4 @@ bash "$(dirname "${BASH_SOURCE[0]}")/pulumi_cli/install.sh"
 # debootstrap needs root: the rehearsal's base images are made here, not by the test command.
 bash "$(dirname "${BASH_SOURCE[0]}")/images/build_base_images.sh"
 
-log "Machine ready: PostgreSQL ${pg_version} on 127.0.0.1:5432 (role ${TEST_DB_USER}), Docker $(docker version --format '{{.Server.Version}}'), pulumi $(pulumi version)"
+log "Machine ready: PostgreSQL ${pg_version} on 127.0.0.1:5432 (role ${TEST_DB_USER}), Docker $(docker version --format '{{.Server.Version}}') ($(docker info --format '{{.Driver}}')), pulumi $(pulumi version)"

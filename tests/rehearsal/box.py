@@ -213,8 +213,8 @@ class Box:
             "--security-opt", "apparmor=unconfined",
             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock",
-            # The box's own dockerd needs a real filesystem (overlay2 works on a volume,
-            # not on the outer engine's vfs layers).
+            # The box's own dockerd needs a real filesystem (overlay2 works on a volume, not
+            # on the outer engine's layers, vfs or overlay).
             "-v", f"{self.volume}:/var/lib/docker",
             "-p", f"127.0.0.1:{self.ssh_port}:22", "-p", f"127.0.0.1:{self.http_port}:80",
             *registry,
