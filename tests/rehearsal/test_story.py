@@ -223,14 +223,15 @@ def wait_until_settled(story: Story, event: str, timeout: float) -> None:
         time.sleep(2)
 
 
-def registry_repositories(box: Box) -> list[str]:
+def registry_api(box: Box, path: str) -> dict[str, Any]:
+    """An answer of the box's registry (its HTTP API, ``/v2/<path>``), logged in."""
     answer = requests.get(
-        f"http://{box.registry_server}/v2/_catalog",
+        f"http://{box.registry_server}/v2/{path}",
         auth=(REGISTRY_USER, box.registry_password),
         timeout=10,
     )
     answer.raise_for_status()
-    return answer.json()["repositories"]
+    return answer.json()
 
 
 def test_0_a_preview_of_a_bare_box_lists_every_resource_and_runs_nothing(story):
@@ -246,7 +247,7 @@ def test_0_a_preview_of_a_bare_box_lists_every_resource_and_runs_nothing(story):
     # Nothing ran on the box, and nothing was built or pushed.
     assert box.ssh(f"test -e {layout.STEPS_DIR}").status != 0
     assert box.ssh("command -v docker").status != 0  # the packages step did not run
-    assert registry_repositories(box) == []
+    assert registry_api(box, "_catalog")["repositories"] == []
 
 
 def test_1_first_converge_serves_two_events(story):
@@ -527,22 +528,12 @@ def test_3b_a_server_presenting_another_host_key_is_refused_before_anything_runs
     assert story.converge().executed() == []
 
 
-def image_tags(box: Box) -> list[str]:
-    answer = requests.get(
-        f"http://{box.registry_server}/v2/rehearsal/site/tags/list",
-        auth=(REGISTRY_USER, box.registry_password),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return sorted(answer.json()["tags"])
-
-
 def test_3c_a_preview_of_a_change_under_app_plans_the_image_and_what_runs_it(story):
     """What a pull request's preview comment shows for a change to the site's code: an update of
     the image and of each event's migrate, static and stack steps, and nothing else; the preview
     builds, pushes and runs nothing."""
     box = story.box
-    tags = image_tags(box)
+    tags = sorted(registry_api(box, "rehearsal/site/tags/list")["tags"])
     steps = box.check(f"cat {layout.STEPS_DIR}/*")
     changed = REPO_ROOT / "app" / "manage.py"
     original = changed.read_bytes()
@@ -556,7 +547,7 @@ def test_3c_a_preview_of_a_change_under_app_plans_the_image_and_what_runs_it(sto
         [("app-image", "update")]
         + [(f"{e}-{s}", "update") for e in ("event1", "event2") for s in STEPS_OF_A_RELEASE]
     )
-    assert image_tags(box) == tags
+    assert sorted(registry_api(box, "rehearsal/site/tags/list")["tags"]) == tags
     assert box.check(f"cat {layout.STEPS_DIR}/*") == steps
     # With app/ as it was, the engine finds nothing to do.
     story.converge(expect_no_changes=True)
