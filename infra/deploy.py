@@ -132,7 +132,7 @@ def install_missing_plugins(workspace: auto.Workspace, plugins: Mapping[str, str
     installed = {(p.name, p.version) for p in workspace.list_plugins() if p.kind == "resource"}
     for name, version in sorted(plugins.items()):
         if (name, version) not in installed:
-            log(f"Installing the {name} plugin {version}")
+            log(f"Installing the {name} plugin {version} (pinned in requirements.txt)")
             workspace.install_plugin(name, f"v{version}")
 
 
@@ -182,14 +182,19 @@ def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
         )
     env = dict(state_environment(environ, Path.home()))
     env.update(passphrase_environment(environ, stack_name))
-    stack = auto.create_or_select_stack(
-        stack_name=stack_name,
-        project_name=PROJECT,
-        program=run_program,
-        opts=auto.LocalWorkspaceOptions(
-            work_dir=str(PROJECT_DIR), env_vars=env, secrets_provider="passphrase"
-        ),
-    )
+    try:
+        stack = auto.create_or_select_stack(
+            stack_name=stack_name,
+            project_name=PROJECT,
+            program=run_program,
+            opts=auto.LocalWorkspaceOptions(
+                work_dir=str(PROJECT_DIR), env_vars=env, secrets_provider="passphrase"
+            ),
+        )
+    except auto.errors.CommandError as error:
+        # Nothing was printed yet: the CLI's own words (a wrong passphrase, an unreachable
+        # backend) are the message.
+        raise DeployError(f"pulumi could not open stack {stack_name}:{error}") from None
     target = check_credentials(stack, {**environ, **env})
     plugins = pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
     install_missing_plugins(stack.workspace, plugins)

@@ -162,6 +162,7 @@ def test_it_previews_with_the_engine_and_asks_before_it_deploys(project, home):
     # steps it would create on the server.
     assert "Preview of stack deploytest" in result.stderr, result.stderr
     assert "is not set" not in result.stderr
+    assert " plugin " not in result.stderr  # the home has the pinned plugins: none installed
     assert "command:remote:Command" in result.stdout and "create" in result.stdout, result.stdout
     assert "event1-stack" in result.stdout
     # Without a terminal to ask on, it deploys nothing and says how to go on.
@@ -188,3 +189,12 @@ def test_the_plugins_it_installs_are_the_versions_requirements_txt_pins():
     existing = deploy.pinned_plugins(requirements, "existing")
     assert existing == {k: v for k, v in droplet.items() if k != "digitalocean"}
     assert set(existing) == {"command", "docker", "random", "tls"}
+
+
+def test_a_wrong_passphrase_stops_it_in_pulumis_words_before_anything_runs(project, home):
+    set_registry_password(project, home)
+    result = run_deploy(project, home, os.environ["PATH"], STACK="deploytest",
+                        PULUMI_CONFIG_PASSPHRASE="not the passphrase")  # fmt: skip
+    assert result.returncode == 1
+    assert "incorrect passphrase" in result.stderr, result.stderr
+    assert "Deploying stack" not in result.stderr
