@@ -95,25 +95,37 @@ def passphrase_environment(environ: Mapping[str, str], stack: str) -> Iterator[t
     yield "PULUMI_CONFIG_PASSPHRASE", getpass.getpass(f"Passphrase of stack {stack}: ")
 
 
-def config_keys(stack: auto.Stack) -> dict[str, object]:
-    """The stack's config as ``pulumi config --json`` lists it: keys, and secrets unread."""
-    listed = subprocess.run(
-        ["pulumi", "config", "--json", "--stack", stack.name],
+def pulumi_cli(stack: auto.Stack, *args: str) -> str:
+    """``pulumi ARGS --stack <stack>`` in the project, with the stack's environment."""
+    done = subprocess.run(
+        ["pulumi", *args, "--stack", stack.name, "--non-interactive"],
         cwd=PROJECT_DIR,
         env={**os.environ, **stack.workspace.env_vars},
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    return json.loads(listed.stdout)
+    if done.returncode != 0:
+        raise DeployError(f"pulumi {args[0]} {args[1]} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def config_keys(stack: auto.Stack) -> dict[str, object]:
+    """The stack's config as ``pulumi config --json`` lists it: keys, and secrets unread."""
+    return json.loads(pulumi_cli(stack, "config", "--json"))
+
+
+def config_value(keys: Mapping[str, object], key: str, default: str) -> str:
+    """A plain value of ``pulumi config --json``'s listing, as text."""
+    entry = keys.get(f"{PROJECT}:{key}")
+    value = entry.get("value") if isinstance(entry, dict) else None
+    return default if value is None else str(value)
 
 
 def check_credentials(stack: auto.Stack, environ: Mapping[str, str]) -> str:
     """The stack's target, once the credentials it needs are there."""
     keys = config_keys(stack)
-    target_entry = keys.get(f"{PROJECT}:target") or {}
-    target = target_entry.get("value") if isinstance(target_entry, dict) else None
-    target = target or "digitalocean"
+    target = config_value(keys, "target", "digitalocean")
     if target == "digitalocean" and not environ.get("DIGITALOCEAN_TOKEN"):
         raise DeployError(
             "DIGITALOCEAN_TOKEN is not set: create a token with write scope in the DigitalOcean\n"
@@ -139,7 +151,7 @@ def install_missing_plugins(workspace: auto.Workspace, plugins: Mapping[str, str
 def confirmed(question: str) -> bool:
     if not sys.stdin.isatty():
         raise DeployError(
-            "there is no terminal to ask whether to go on: run ./deploy.sh --yes to deploy"
+            "there is no terminal to ask whether to go on: run it again with --yes to go on"
             " without asking"
         )
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
@@ -159,9 +171,13 @@ def print_sites(stack: auto.Stack, outputs: Mapping[str, auto.OutputValue]) -> N
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="./deploy.sh",
-        description="Preview, confirm and deploy the stack (STACK, default prod).",
+        description="Preview, confirm and deploy (or tear down) the stack STACK (default prod).",
     )
-    parser.add_argument("--yes", "-y", action="store_true", help="deploy without asking")
+    parser.add_argument("--yes", "-y", action="store_true", help="go on without asking")
+    parser.add_argument(
+        "--destroy", action="store_true",
+        help="take everything down but the data (docs/how-to.md, \"Tear down\")",
+    )  # fmt: skip
     parser.add_argument(
         "--replace", action="append", default=[], metavar="URN",
         help="run this resource's step again (as pulumi up --replace)",
@@ -199,12 +215,13 @@ def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
     plugins = pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
     install_missing_plugins(stack.workspace, plugins)
 
+    if arguments.destroy:
+        tear_down(stack, target, arguments.yes)
+        return
     options = {
         "replace": arguments.replace or None,
         "target": arguments.target or None,
-        # The engine's own progress and messages, as `pulumi up` prints them.
-        "on_output": print,
-        "on_error": print_error,
+        **ENGINE_OUTPUT,
     }
     if not arguments.yes:
         log(f"Preview of stack {stack_name}")
@@ -225,6 +242,55 @@ def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
     print_sites(stack, result.outputs)
 
 
+def tear_down(stack: auto.Stack, target: str, yes: bool) -> None:
+    """Everything but the data, as docs/how-to.md ("Tear down an event, or everything") says:
+    what is protected stays (a droplet's PostgreSQL volume, restic's password). A droplet is
+    protected too, so that no config change replaces it: its protection is lifted here, once
+    the question is answered."""
+    log(f"Preview of tearing down stack {stack.name}")
+    planned = changes(stack.preview_destroy(exclude_protected=True, **ENGINE_OUTPUT).change_summary)
+    droplet = stack.outputs().get("dropletUrn") if target == "digitalocean" else None
+    if not planned and not droplet:
+        log("Nothing to tear down")
+        return
+    if droplet:
+        log("The droplet goes too: its protection is lifted once you confirm")
+    kept = data_kept(target, config_keys(stack))
+    log(f"Kept: {kept}" if kept else f"WARNING: {DATA_LOST}")
+    if not yes and not confirmed("Tear all this down?"):
+        raise DeployError("nothing was changed")
+    if droplet:
+        pulumi_cli(stack, "state", "unprotect", droplet.value, "--yes")
+    log(f"Tearing down stack {stack.name}")
+    result = stack.destroy(exclude_protected=True, **ENGINE_OUTPUT)
+    done = changes(result.summary.resource_changes or {})
+    log(
+        "Deleted: " + ", ".join(f"{op} {n}" for op, n in done.items())
+        if done
+        else "Nothing changed"
+    )
+    log(
+        "restic's password stays in the stack, so that the backups stay readable: pulumi stack"
+        f" output resticPassword --show-secrets --stack {stack.name}"
+    )
+
+
+DATA_LOST = (
+    "postgresVolumeGb is 0: every event's database and uploaded files are on the droplet's own"
+    ' disk and go with it; to keep them, take them first (docs/how-to.md, "Move to a new'
+    ' droplet")'
+)
+
+
+def data_kept(target: str, keys: Mapping[str, object]) -> str | None:
+    """What a teardown keeps of the events' data, or None where it goes."""
+    if target != "digitalocean":
+        return "every event's database and uploaded files, on your server"
+    if config_value(keys, "postgresVolumeGb", "10") != "0":
+        return "the PostgreSQL volume, with every event's database and uploaded files"
+    return None
+
+
 def changes(summary: Mapping[str, int]) -> dict[str, int]:
     """An engine summary's counts of resources changed, by operation."""
     return {op: count for op, count in sorted(summary.items()) if op != "same" and count}
@@ -232,6 +298,10 @@ def changes(summary: Mapping[str, int]) -> dict[str, int]:
 
 def print_error(text: str) -> None:
     print(text, file=sys.stderr)
+
+
+# The engine's own progress and messages, as `pulumi up` prints them.
+ENGINE_OUTPUT = {"on_output": print, "on_error": print_error}
 
 
 def main() -> int:

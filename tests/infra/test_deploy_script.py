@@ -38,9 +38,11 @@ def user_environment(home: Path) -> dict[str, str]:
     }
 
 
-def run_deploy(project: Path, home: Path, path: str, **env: str) -> subprocess.CompletedProcess:
+def run_deploy(
+    project: Path, home: Path, path: str, *args: str, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(project / "deploy.sh")],
+        ["bash", str(project / "deploy.sh"), *args],
         env={"PATH": path, **user_environment(home), **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -167,7 +169,7 @@ def test_it_previews_with_the_engine_and_asks_before_it_deploys(project, home):
     assert "event1-stack" in result.stdout
     # Without a terminal to ask on, it deploys nothing and says how to go on.
     assert result.returncode == 1
-    assert "run ./deploy.sh --yes to deploy without asking" in result.stderr
+    assert "run it again with --yes to go on without asking" in result.stderr
     assert "Deploying stack" not in result.stderr
     state = json.loads(
         pulumi(project, home, "stack", "export", PULUMI_CONFIG_PASSPHRASE=PASSPHRASE).stdout
@@ -198,3 +200,21 @@ def test_a_wrong_passphrase_stops_it_in_pulumis_words_before_anything_runs(proje
     assert result.returncode == 1
     assert "incorrect passphrase" in result.stderr, result.stderr
     assert "Deploying stack" not in result.stderr
+
+
+def test_destroy_of_a_stack_with_nothing_deployed_previews_and_changes_nothing(project, home):
+    set_registry_password(project, home)
+    result = run_deploy(project, home, os.environ["PATH"], "--destroy", STACK="deploytest",
+                        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Preview of tearing down stack deploytest" in result.stderr
+    assert "Nothing to tear down" in result.stderr
+    assert "Tearing down" not in result.stderr
+
+
+def test_a_teardown_says_when_the_data_goes_with_the_droplet():
+    listing = {"django-swarm:target": {"value": "digitalocean"}}
+    assert "PostgreSQL volume" in deploy.data_kept("digitalocean", listing)
+    without_volume = {**listing, "django-swarm:postgresVolumeGb": {"value": "0"}}
+    assert deploy.data_kept("digitalocean", without_volume) is None
+    assert "on your server" in deploy.data_kept("existing", without_volume)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ import pytest
 import requests
 
 import layout
-from tests.engine import EngineRunError
+from tests.engine import REPO_ROOT, EngineRunError
 from tests.rehearsal import figures
 from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
@@ -369,10 +372,30 @@ def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_sna
     assert manager.ssh(f"test -e {layout.maintenance_flag('event1')}").status != 0
 
 
-def test_w6_teardown_takes_every_node_out_of_the_swarm(cluster):
-    # As docs/how-to.md says for `target: existing` (restic's password is protected).
-    cluster.stack.destroy(exclude_protected=True)
-    assert cluster.stack.program_resources() == ["host-restic-password"]
+def test_w6_teardown_with_deploy_sh_takes_every_node_out_of_the_swarm(cluster):
+    # `./deploy.sh --destroy --yes`, as a user types it: what docs/how-to.md says for
+    # `target: existing` (restic's password is protected, so it stays).
+    stack = cluster.stack
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "deploy.sh"), "--destroy", "--yes"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **stack.home.env_vars(), "STACK": stack.name},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Kept: every event's database and uploaded files, on your server" in done.stderr
+    assert "resticPassword --show-secrets" in done.stderr
+    assert f"Tearing down stack {stack.name}" in done.stderr
+    assert re.search(r"- \d+ deleted", done.stdout), done.stdout[-2000:]  # the engine's summary
+    assert stack.program_resources() == ["host-restic-password"]
+    for event in ("event1", "event2"):
+        assert layout.database_name(event) in cluster.manager.check(
+            "runuser -u postgres -- psql -qtAc 'select datname from pg_database'"
+        )
     for box in (cluster.manager, cluster.workers[0]):
         assert box.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
         assert box.check("docker ps -q") == "", box.name
