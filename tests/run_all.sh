@@ -38,5 +38,8 @@ log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
 pytest tests/plugins
 
 log "Rehearsal (Debian 13 boxes, the program through the real pulumi engine)"
-# The slowest stories' times, so that the rehearsal's growth shows story by story.
-pytest --durations=12 tests/rehearsal
+# Its two stories (test_story.py on one box, test_workers.py on three) wait on converges and
+# rollouts far more than they compute: one process each (pytest-xdist, a module per process)
+# takes the phase from the sum of the two to the longer one. The slowest tests' times, so that
+# the rehearsal's growth shows story by story.
+pytest -n 2 --dist loadfile --durations=12 tests/rehearsal
