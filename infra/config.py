@@ -78,6 +78,7 @@ EVENT_KEYS = frozenset(
 )
 # The largest request body (an upload through the admin) Nginx passes to an event's site.
 DEFAULT_UPLOAD_LIMIT_MB = 20
+DEFAULT_POSTGRES_VOLUME_GB = 10
 MAX_UPLOAD_LIMIT_MB = 1024
 EVENT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
 EVENT_PATH = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9._~-]*)+")
@@ -932,7 +933,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         region=reader.text("region", "fra1"),
         droplet_size=reader.text("dropletSize", "s-1vcpu-1gb"),
         droplet_image=droplet_image,
-        postgres_volume_gb=reader.integer("postgresVolumeGb", 10, 0, 16384),
+        postgres_volume_gb=reader.integer("postgresVolumeGb", DEFAULT_POSTGRES_VOLUME_GB, 0, 16384),
         reserved_ip=reader.boolean("reservedIp", False),
         manage_dns=manage_dns,
         ssh_allowed_cidrs=tuple(str(c) for c in cidrs),

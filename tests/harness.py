@@ -27,8 +27,6 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 # infra/ is on sys.path for the unit tests (tests/infra/conftest.py), as for the program.
 import deploy
 
-PROJECT = "django-swarm"
-
 # The address range DigitalOcean gives a new VPC, as FakeCloud answers it.
 VPC_RANGE = "10.114.0.0/20"
 # The ed25519 host key FakeCloud's servers present on first contact.
@@ -261,7 +259,7 @@ def _forget_copies_of(error: BaseException) -> None:
 def stack_config(values: Mapping[str, Any]) -> dict[str, str]:
     """``pulumi config set`` equivalents: project-qualified keys, objects as JSON text."""
     return {
-        f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
+        f"{deploy.PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
         for key, value in values.items()
     }
 
@@ -281,9 +279,11 @@ def run_program(
     mocks = mocks or FakeCloud(preview=preview)
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project=deploy.PROJECT, stack=stack, preview=preview, monitor=monitor
+    )
     pulumi.runtime.set_all_config(
-        stack_config(config), secret_keys=[f"{PROJECT}:{k}" for k in secret_keys]
+        stack_config(config), secret_keys=[f"{deploy.PROJECT}:{k}" for k in secret_keys]
     )
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()

@@ -27,7 +27,8 @@ for path in (REPO_ROOT / "tests", REPO_ROOT / "infra"):
         sys.path.insert(0, str(path))
 
 import tls_gate  # noqa: E402
-from harness import PROJECT, FakeCloud, ProgramRun, run_program  # noqa: E402
+from deploy import PROJECT  # noqa: E402
+from harness import FakeCloud, ProgramRun, run_program  # noqa: E402
 from remote_script import LIBRARY, script_text  # noqa: E402
 
 # Distinctive secret values: any of them found outside a secret input or output is a leak.

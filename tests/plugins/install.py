@@ -8,24 +8,28 @@ runner the real plugins install as usual.
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# deploy.py reads requirements.txt's pins for ./deploy.sh; the plugins run with the repository
+# root alone on their path.
+sys.path.insert(0, str(REPO_ROOT / "infra"))
+import deploy  # noqa: E402
+
 if TYPE_CHECKING:
     from tests.engine import EngineHome
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # The four plugins the test machines cannot download (../shared/REAL-ENGINE.md).
 PLUGINS = ("command", "random", "tls", "docker")
 
 
 def pinned_versions(requirements: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
     """``pulumi-<name>==<version>`` of requirements.txt, for the plugins above."""
-    pins = dict(re.findall(r"^pulumi-([a-z]+)==([0-9.]+)\s*$", requirements.read_text(), re.M))
+    pins = deploy.pinned_plugins(requirements.read_text(), "existing")
     missing = [name for name in PLUGINS if name not in pins]
     if missing:
         raise RuntimeError(

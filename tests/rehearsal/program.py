@@ -15,10 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deploy import run_program
+from deploy import PROJECT, run_program
 from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineStack
 
-PROJECT = "django-swarm"
 COMMAND = "command:remote:Command"
 IMAGE = "docker:index/image:Image"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
