@@ -1,9 +1,14 @@
-# The rehearsal's "droplet in a box": Debian 13 with systemd as PID 1 and sshd, like the default
-# droplet image, plus Debian's registry server (test-only: the registry the program pushes to
-# and the box pulls from). Docker, PostgreSQL and Nginx are NOT here: the program installs them.
-ARG BASE=django-swarm/debian:trixie
+# The box ("a droplet in a container"), for ./deploy.sh --local and the rehearsal: Debian 13 with
+# systemd as PID 1 and sshd, like the default droplet image, plus Debian's registry server (the
+# registry the program pushes to and the box pulls from). Docker, PostgreSQL and Nginx are NOT
+# here: the program installs them, as on a droplet.
+# BASE: debian:trixie from Docker Hub, or the debootstrap'd django-swarm/debian:trixie that
+# tests/setup_machine.sh makes where Docker Hub cannot be reached (local/box.py picks).
+ARG BASE=debian:trixie
 FROM ${BASE}
 ENV DEBIAN_FRONTEND=noninteractive
+# Debian 13's packages as the release has them today, as a fresh droplet would install them.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        systemd systemd-sysv dbus openssh-server docker-registry \

@@ -1,9 +1,11 @@
-"""The "droplet in a box": a Debian 13 systemd container that stands in for the server.
+"""The box: a Debian 13 server in a container (systemd, sshd, and a registry with a password).
 
-The program reaches it only over SSH on a port published on 127.0.0.1, with a key generated for
-this run. The box also runs a registry (username + password) published on the same loopback port
-number it listens on inside, so ``127.0.0.1:<port>/<repo>`` names one image on both sides: the
-program pushes from this machine, the box's Docker pulls with ``--with-registry-auth``.
+``./deploy.sh --local`` deploys to one box on the user's own Docker engine (the local try-out),
+and the rehearsal deploys to one or three: the same code and the same image (box.Dockerfile).
+The program reaches a box only over SSH on a port published on 127.0.0.1, with a key kept in the
+box's work directory. The box's registry is published on the same loopback port number it
+listens on inside, so ``127.0.0.1:<port>/<repo>`` names one image on both sides: the program
+pushes from this machine, the box's Docker pulls with ``--with-registry-auth``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.engine import REPO_ROOT
+BOX_DIR = Path(__file__).resolve().parent
+BOX_IMAGE = "django-swarm/box:trixie"
+# Debian 13 from Docker Hub, or the one tests/setup_machine.sh makes with debootstrap where
+# Docker Hub cannot be reached (the test machines): the box builds on the second if it is there.
+HUB_DEBIAN = "debian:trixie"
+LOCAL_DEBIAN = "django-swarm/debian:trixie"
 
-IMAGES_DIR = REPO_ROOT / "tests" / "images"
-BOX_IMAGE = "rehearsal/box:trixie"
-PREFIX = "rehearsal"
-# Where start_ps_sampler writes the command lines it saw on a box.
-PS_LOG = "/root/rehearsal-ps.log"
-
-# What a systemd box needs without --privileged (which fails here: one capability is missing
-# from the bounding set). Everything usual except SYS_RESOURCE, PERFMON, BPF, CHECKPOINT_RESTORE.
+# What a systemd box needs without --privileged (which fails on some engines: one capability is
+# missing from the bounding set). Everything usual but SYS_RESOURCE, PERFMON, BPF,
+# CHECKPOINT_RESTORE.
 CAPABILITIES = [
     *("SYS_ADMIN", "NET_ADMIN", "NET_RAW", "SYS_PTRACE", "SYS_MODULE", "SYS_NICE", "SYS_TIME"),
     *("IPC_LOCK", "MKNOD", "AUDIT_CONTROL", "AUDIT_READ", "DAC_READ_SEARCH", "LINUX_IMMUTABLE"),
@@ -47,11 +49,20 @@ def docker(*args: str, input_: str | None = None, check: bool = True) -> str:
     return done.stdout
 
 
-def build_images() -> None:
-    """The base images (tests/images/build_base_images.sh, kept if present) and the box image."""
-    subprocess.run(["bash", str(IMAGES_DIR / "build_base_images.sh")], check=True)
-    dockerfile = str(IMAGES_DIR / "box.Dockerfile")
-    docker("build", "-q", "-t", BOX_IMAGE, "-f", dockerfile, str(IMAGES_DIR))
+def image_exists(name: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
+
+
+def box_base() -> str:
+    return LOCAL_DEBIAN if image_exists(LOCAL_DEBIAN) else HUB_DEBIAN
+
+
+def build_box_image() -> None:
+    """The box image, FROM :func:`box_base` (kept as Docker's build cache keeps it)."""
+    docker(
+        "build", "-q", "-t", BOX_IMAGE, "--build-arg", f"BASE={box_base()}",
+        "-f", str(BOX_DIR / "box.Dockerfile"), str(BOX_DIR),
+    )  # fmt: skip
 
 
 def free_loopback_port() -> int:
@@ -131,7 +142,7 @@ class BoxNetwork:
     """A Docker network of our own that boxes share, as droplets share their VPC."""
 
     def __init__(self) -> None:
-        self.name = f"{PREFIX}-net-{uuid.uuid4().hex[:8]}"
+        self.name = f"rehearsal-net-{uuid.uuid4().hex[:8]}"
         # A /24 no other network of this machine uses (the boxes' own Docker takes 10.0.0.0/8
         # for its overlay networks and 172.17-172.20 for its bridges).
         taken = set(docker("network", "inspect", "--format",
@@ -165,35 +176,48 @@ class Box:
         address: str | None = None,
         key_of: Box | None = None,
         hostname: str = "rehearsal-box",
+        name: str | None = None,
+        ports: tuple[int, int, int] | None = None,
     ):
-        self.name = f"{PREFIX}-box-{uuid.uuid4().hex[:8]}"
+        """``ports``: SSH, HTTP and the registry's on 127.0.0.1 (by default free ones). The
+        private key is ``workdir/id_ed25519``, made there if it is not there yet."""
+        self.name = name or f"rehearsal-box-{uuid.uuid4().hex[:8]}"
         self.network, self.address, self.hostname = network, address, hostname
         self.manager = key_of
         self.volume = f"{self.name}-docker"
         self.workdir = workdir
         self.registry_user = registry_user
         self.registry_password = registry_password
-        self.registry_port = key_of.registry_port if key_of else free_loopback_port()
-        key = ed25519.Ed25519PrivateKey.generate()
-        self.private_key = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        ).decode()
+        # Fixed host ports (not ephemeral ones) so that they survive `docker restart` and the
+        # stack config's sshPort stays right.
+        self.ssh_port, self.http_port, self.registry_port = ports or (
+            free_loopback_port(),
+            free_loopback_port(),
+            key_of.registry_port if key_of else free_loopback_port(),
+        )
+        key_file = workdir / "id_ed25519"
+        if key_of:
+            self.private_key = key_of.private_key
+        elif key_file.exists():
+            self.private_key = key_file.read_text()
+        else:
+            self.private_key = (
+                ed25519.Ed25519PrivateKey.generate()
+                .private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.OpenSSH,
+                    serialization.NoEncryption(),
+                )
+                .decode()
+            )
+        key_file.touch(mode=0o600)
+        key_file.write_text(self.private_key)
         self.public_key = (
-            key.public_key()
+            serialization.load_ssh_private_key(self.private_key.encode(), None)
+            .public_key()
             .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
             .decode()
         )
-        if key_of:
-            self.private_key, self.public_key = key_of.private_key, key_of.public_key
-        key_file = workdir / "id_ed25519"
-        key_file.write_text(self.private_key)
-        key_file.chmod(0o600)
-        # Fixed host ports (not ephemeral ones) so that they survive `docker restart` and the
-        # stack config's sshPort stays right.
-        self.ssh_port = free_loopback_port()
-        self.http_port = free_loopback_port()
 
     @property
     def registry_server(self) -> str:
@@ -264,14 +288,6 @@ class Box:
     def exec_detached(self, command: str) -> None:
         """A root shell command left running in the box (until it exits or the box restarts)."""
         docker("exec", "-d", self.name, "bash", "-c", command)
-
-    def start_ps_sampler(self) -> None:
-        """Every distinct command line seen on the box, sampled 5 times a second, into PS_LOG
-        (until the box restarts)."""
-        self.exec_detached(
-            f"while :; do ps -eo args; sleep 0.2; done | awk '!seen[$0]++ {{print; fflush()}}' "
-            f">>{PS_LOG}"
-        )
 
     def wait_for(self, command: str, timeout: float, accept_degraded: bool = False) -> None:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks: ruff (lint and format), shellcheck on every shell script, hadolint on the site's
-# Dockerfile, and every GitHub workflow against the GitHub workflow schema that check-jsonschema
+# Dockerfile and the box's, and every GitHub workflow against the GitHub workflow schema that check-jsonschema
 # ships (no download).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,7 +13,7 @@ if [[ ! -f app/Dockerfile ]]; then
   echo "lint: app/Dockerfile is missing: the site's image has nothing to build from." >&2
   exit 1
 fi
-hadolint app/Dockerfile
+hadolint app/Dockerfile local/box.Dockerfile
 
 mapfile -t workflows < <(git ls-files -co --exclude-standard -- '.github/workflows/*.yml' '.github/workflows/*.yaml')
 if [[ ${#workflows[@]} -eq 0 ]]; then

@@ -66,10 +66,10 @@ from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 from pulumi.provider.experimental import provider as api
 
+from local.box import load_private_key
 from tests.plugins import serving
 from tests.plugins.install import pinned_versions
 from tests.plugins.values import diff_inputs, plain_map, wrap
-from tests.rehearsal.box import load_private_key
 
 TYPE = "command:remote:Command"
 INPUTS = (

@@ -42,7 +42,8 @@ def tiny_stack(engine_home, tmp_path) -> Callable[[Callable[[], None]], EngineSt
 def plugin_box(tmp_path_factory):
     """The rehearsal's Debian 13 box (sshd, and a registry with a password), for the plugins
     that reach a server."""
-    from tests.rehearsal.box import Box, build_images
+    from local.box import Box
+    from tests.images.images import build_images
 
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.fail("no Docker engine answers on the default socket: run tests/setup_machine.sh")

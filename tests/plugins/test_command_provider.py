@@ -9,9 +9,9 @@ import re
 import pytest
 from pulumi_command import remote
 
+from local.box import free_loopback_port
 from tests.engine import EngineRunError
 from tests.plugins.command_provider import go_quote
-from tests.rehearsal.box import free_loopback_port
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the engine's state marks a secret value
 

@@ -13,9 +13,9 @@ import pulumi_docker as docker
 import pytest
 import requests
 
+from local.box import docker as docker_cli
 from tests.engine import EngineRunError, EngineStack
 from tests.plugins.docker_provider import HOST_PLATFORM
-from tests.rehearsal.box import docker as docker_cli
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 BASE = "django-swarm/debian:trixie"  # local: the set-up builds it

@@ -13,7 +13,7 @@ import pulumi_tls as tls
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.rehearsal.box import load_private_key
+from local.box import load_private_key
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 

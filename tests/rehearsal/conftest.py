@@ -17,9 +17,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from local.box import Box
 from tests.engine_fixtures import engine_home  # noqa: F401  (a fixture)
+from tests.images.images import build_images
 from tests.rehearsal import figures
-from tests.rehearsal.box import Box, build_images
 
 REGISTRY_USER = "rehearsal"
 

@@ -17,7 +17,8 @@ import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 
-from tests.rehearsal.box import IMAGES_DIR, docker, free_loopback_port
+from local.box import docker, free_loopback_port
+from tests.images.images import build_base_images
 
 MOTO_VERSION = "5.2.5"
 S3_IMAGE = f"rehearsal/s3:moto-{MOTO_VERSION}"
@@ -45,7 +46,7 @@ def build_image() -> None:
     if inspect.returncode == 0:
         return
     # Makes the base images if this machine has none yet; keeps them if it has.
-    subprocess.run(["bash", str(IMAGES_DIR / "build_base_images.sh")], check=True)
+    build_base_images()
     docker("build", "-q", "-t", S3_IMAGE, "-", input_=DOCKERFILE)
 
 

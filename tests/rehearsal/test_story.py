@@ -37,13 +37,14 @@ from selenium.webdriver.support.wait import WebDriverWait
 import config
 import layout
 import remote_script
+from local.box import Box, docker
 from remote_script import render_script
 from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineRunError
 from tests.rehearsal import figures
-from tests.rehearsal.box import PS_LOG, Box, docker
 from tests.rehearsal.browser import chromium
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
+from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.s3 import S3Server
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword", "eventSecrets", "backupSecretAccessKey"]
@@ -251,7 +252,7 @@ def test_0_a_preview_of_a_bare_box_lists_every_resource_and_runs_nothing(story):
 
 
 def test_1_first_converge_serves_two_events(story):
-    story.box.start_ps_sampler()
+    start_ps_sampler(story.box)
     result = story.converge()
     figures.record("first converge (bare box -> 2 events)", f"{result.seconds:.0f} s")
     # Right after `up`, with no wait: the Nginx step returns only once the new locations serve.
@@ -833,7 +834,7 @@ def test_5b_a_failed_release_and_its_retry_keep_the_live_releases_static_files(s
 def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
     story.box.reboot()
-    story.box.start_ps_sampler()
+    start_ps_sampler(story.box)
     for path in ("/event1", "/event2"):
         wait_until_serving(story, path, timeout=240)
     for path, before in counts.items():

@@ -24,11 +24,12 @@ import pytest
 import requests
 
 import layout
+from local.box import Box, BoxNetwork, docker
 from tests.engine import REPO_ROOT, EngineRunError
 from tests.rehearsal import figures
-from tests.rehearsal.box import PS_LOG, Box, BoxNetwork, docker
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
 from tests.rehearsal.program import Converge, ProgramStack
+from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
@@ -148,7 +149,7 @@ def test_w1_adding_a_worker_puts_an_events_second_task_on_it(cluster):
     assert cluster.running("event1").keys() == {MANAGER}
 
     worker = cluster.workers[0]
-    worker.start_ps_sampler()
+    start_ps_sampler(worker)
     cluster.joined = [worker]
     cluster.set_replicas("event1", 2)
     added = cluster.converge()
