@@ -24,9 +24,16 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+import config
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INFRA_DIR = PROJECT_DIR / "infra"
-PROJECT = "django-swarm"
+# The local try-out's box (local/) is a package of the project root, beside this program.
+sys.path.insert(1, str(PROJECT_DIR))
+from local.tryout import LocalTryout, TryoutError  # noqa: E402
+
+# Pulumi.yaml's name, which is also the namespace of the stack's config keys.
+PROJECT = config.NAMESPACE
 # The provider plugins the program uses, pinned by their SDKs' versions in requirements.txt.
 PLUGIN_PACKAGES = {
     "pulumi-command": "command",
@@ -95,12 +102,14 @@ def passphrase_environment(environ: Mapping[str, str], stack: str) -> Iterator[t
     yield "PULUMI_CONFIG_PASSPHRASE", getpass.getpass(f"Passphrase of stack {stack}: ")
 
 
-def pulumi_cli(stack: auto.Stack, *args: str) -> str:
-    """``pulumi ARGS --stack <stack>`` in the project, with the stack's environment."""
+def pulumi_cli(stack: auto.Stack, *args: str, input_: str | None = None) -> str:
+    """``pulumi ARGS --stack <stack>`` in the stack's workspace, with its environment (a secret
+    goes on stdin, never on the command line)."""
     done = subprocess.run(
         ["pulumi", *args, "--stack", stack.name, "--non-interactive"],
-        cwd=PROJECT_DIR,
+        cwd=stack.workspace.work_dir,
         env={**os.environ, **stack.workspace.env_vars},
+        input=input_,
         capture_output=True,
         text=True,
         check=False,
@@ -122,8 +131,10 @@ def config_value(keys: Mapping[str, object], key: str, default: str) -> str:
     return default if value is None else str(value)
 
 
-def check_credentials(stack: auto.Stack, environ: Mapping[str, str]) -> str:
-    """The stack's target, once the credentials it needs are there."""
+def check_credentials(
+    stack: auto.Stack, environ: Mapping[str, str]
+) -> tuple[str, dict[str, object]]:
+    """The stack's target and its config listing, once the credentials it needs are there."""
     keys = config_keys(stack)
     target = config_value(keys, "target", "digitalocean")
     if target == "digitalocean" and not environ.get("DIGITALOCEAN_TOKEN"):
@@ -137,7 +148,7 @@ def check_credentials(stack: auto.Stack, environ: Mapping[str, str]) -> str:
             f"  pulumi config set --secret registryPassword --stack {stack.name}\n"
             "and paste a registry token (GHCR: a GitHub token with write:packages)"
         )
-    return target
+    return target, keys
 
 
 def install_missing_plugins(workspace: auto.Workspace, plugins: Mapping[str, str]) -> None:
@@ -145,7 +156,10 @@ def install_missing_plugins(workspace: auto.Workspace, plugins: Mapping[str, str
     for name, version in sorted(plugins.items()):
         if (name, version) not in installed:
             log(f"Installing the {name} plugin {version} (pinned in requirements.txt)")
-            workspace.install_plugin(name, f"v{version}")
+            try:
+                workspace.install_plugin(name, f"v{version}")
+            except auto.errors.CommandError as error:
+                raise DeployError(f"pulumi could not install the {name} plugin:{error}") from None
 
 
 def confirmed(question: str) -> bool:
@@ -179,6 +193,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="take everything down but the data (docs/how-to.md, \"Tear down\")",
     )  # fmt: skip
     parser.add_argument(
+        "--local", action="store_true",
+        help="deploy stack local to a box on this machine's Docker engine (with --destroy:"
+        " remove the box and everything of it)",
+    )  # fmt: skip
+    parser.add_argument(
         "--replace", action="append", default=[], metavar="URN",
         help="run this resource's step again (as pulumi up --replace)",
     )  # fmt: skip
@@ -189,8 +208,27 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def open_stack(name: str, work_dir: Path, env: Mapping[str, str]) -> auto.Stack:
+    try:
+        return auto.create_or_select_stack(
+            stack_name=name,
+            project_name=PROJECT,
+            program=run_program,
+            opts=auto.LocalWorkspaceOptions(
+                work_dir=str(work_dir), env_vars=dict(env), secrets_provider="passphrase"
+            ),
+        )
+    except auto.errors.CommandError as error:
+        # Nothing was printed yet: the CLI's own words (a wrong passphrase, an unreachable
+        # backend) are the message.
+        raise DeployError(f"pulumi could not open stack {name}:{error}") from None
+
+
 def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
     arguments = parse_arguments(argv)
+    if arguments.local:
+        deploy_local(arguments)
+        return
     stack_name = environ.get("STACK") or "prod"
     if not (PROJECT_DIR / f"Pulumi.{stack_name}.yaml").is_file():
         raise DeployError(
@@ -198,25 +236,13 @@ def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
         )
     env = dict(state_environment(environ, Path.home()))
     env.update(passphrase_environment(environ, stack_name))
-    try:
-        stack = auto.create_or_select_stack(
-            stack_name=stack_name,
-            project_name=PROJECT,
-            program=run_program,
-            opts=auto.LocalWorkspaceOptions(
-                work_dir=str(PROJECT_DIR), env_vars=env, secrets_provider="passphrase"
-            ),
-        )
-    except auto.errors.CommandError as error:
-        # Nothing was printed yet: the CLI's own words (a wrong passphrase, an unreachable
-        # backend) are the message.
-        raise DeployError(f"pulumi could not open stack {stack_name}:{error}") from None
-    target = check_credentials(stack, {**environ, **env})
+    stack = open_stack(stack_name, PROJECT_DIR, env)
+    target, keys = check_credentials(stack, {**environ, **env})
     plugins = pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
     install_missing_plugins(stack.workspace, plugins)
 
     if arguments.destroy:
-        tear_down(stack, target, arguments.yes)
+        tear_down(stack, target, keys, arguments.yes)
         return
     options = {
         "replace": arguments.replace or None,
@@ -233,16 +259,44 @@ def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
             raise DeployError("nothing was changed")
     log(f"Deploying stack {stack_name}")
     result = stack.up(**options)
-    done = changes(result.summary.resource_changes or {})
-    log(
-        "Changed: " + ", ".join(f"{op} {n}" for op, n in done.items())
-        if done
-        else "Nothing changed"
-    )
+    log(summary_line("Changed", result))
     print_sites(stack, result.outputs)
 
 
-def tear_down(stack: auto.Stack, target: str, yes: bool) -> None:
+def deploy_local(arguments: argparse.Namespace) -> None:
+    """The stack ``local`` on a box on this machine (local/tryout.py): no question asked, since
+    it changes nothing but the box; ``--destroy`` removes the box and everything of it."""
+    tryout = LocalTryout(PROJECT_DIR, PROJECT)
+    if arguments.destroy:
+        # The box holds everything the stack made, and .local/ the stack itself.
+        tryout.remove(log)
+        log("The local try-out is gone: its box, volume, images and stack")
+        return
+    box = tryout.start_box(log)
+    tryout.write_workspace(PROJECT_DIR / "Pulumi.yaml")
+    stack = open_stack("local", tryout.work_dir, tryout.environment())
+    for key in tryout.missing_secrets():
+        pulumi_cli(stack, "config", "set", "--secret", key, input_=tryout.secret_value(key, box))
+    target, _ = check_credentials(stack, {})
+    install_missing_plugins(
+        stack.workspace, pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
+    )
+    log("Deploying stack local to the box")
+    result = stack.up(
+        replace=arguments.replace or None, target=arguments.target or None, **ENGINE_OUTPUT
+    )
+    if changes(result.summary.resource_changes or {}):
+        log(summary_line("Changed", result))
+    else:
+        log("Nothing changed: the local sites are as Pulumi.local.yaml and the code say")
+    log("Your sites, on this machine")
+    for event, url in sorted(tryout.site_urls(result.outputs["eventUrls"].value).items()):
+        print(f"  {event}: {url}")
+    logins = tryout.save_admin_logins(result.outputs["eventAdmins"].value)
+    print(f"Each event's admin login (readable by you only): cat {logins}")
+
+
+def tear_down(stack: auto.Stack, target: str, keys: Mapping[str, object], yes: bool) -> None:
     """Everything but the data, as docs/how-to.md ("Tear down an event, or everything") says:
     what is protected stays (a droplet's PostgreSQL volume, restic's password). A droplet is
     protected too, so that no config change replaces it: its protection is lifted here, once
@@ -255,7 +309,7 @@ def tear_down(stack: auto.Stack, target: str, yes: bool) -> None:
         return
     if droplet:
         log("The droplet goes too: its protection is lifted once you confirm")
-    kept = data_kept(target, config_keys(stack))
+    kept = data_kept(target, keys)
     log(f"Kept: {kept}" if kept else f"WARNING: {DATA_LOST}")
     if not yes and not confirmed("Tear all this down?"):
         raise DeployError("nothing was changed")
@@ -263,12 +317,7 @@ def tear_down(stack: auto.Stack, target: str, yes: bool) -> None:
         pulumi_cli(stack, "state", "unprotect", droplet.value, "--yes")
     log(f"Tearing down stack {stack.name}")
     result = stack.destroy(exclude_protected=True, **ENGINE_OUTPUT)
-    done = changes(result.summary.resource_changes or {})
-    log(
-        "Deleted: " + ", ".join(f"{op} {n}" for op, n in done.items())
-        if done
-        else "Nothing changed"
-    )
+    log(summary_line("Deleted", result))
     log(
         "restic's password stays in the stack, so that the backups stay readable: pulumi stack"
         f" output resticPassword --show-secrets --stack {stack.name}"
@@ -286,7 +335,7 @@ def data_kept(target: str, keys: Mapping[str, object]) -> str | None:
     """What a teardown keeps of the events' data, or None where it goes."""
     if target != "digitalocean":
         return "every event's database and uploaded files, on your server"
-    if config_value(keys, "postgresVolumeGb", "10") != "0":
+    if config_value(keys, "postgresVolumeGb", str(config.DEFAULT_POSTGRES_VOLUME_GB)) != "0":
         return "the PostgreSQL volume, with every event's database and uploaded files"
     return None
 
@@ -294,6 +343,14 @@ def data_kept(target: str, keys: Mapping[str, object]) -> str | None:
 def changes(summary: Mapping[str, int]) -> dict[str, int]:
     """An engine summary's counts of resources changed, by operation."""
     return {op: count for op, count in sorted(summary.items()) if op != "same" and count}
+
+
+def summary_line(label: str, result: auto.UpResult | auto.DestroyResult) -> str:
+    """``<label>: create 2, update 3`` from an engine run's summary, or that nothing changed."""
+    done = changes(result.summary.resource_changes or {})
+    if not done:
+        return "Nothing changed"
+    return f"{label}: " + ", ".join(f"{op} {count}" for op, count in done.items())
 
 
 def print_error(text: str) -> None:
@@ -307,7 +364,7 @@ ENGINE_OUTPUT = {"on_output": print, "on_error": print_error}
 def main() -> int:
     try:
         deploy(sys.argv[1:], os.environ)
-    except DeployError as error:
+    except (DeployError, TryoutError) as error:
         print(f"deploy.sh: {error}", file=sys.stderr)
         return 1
     except auto.errors.CommandError:

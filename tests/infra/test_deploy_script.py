@@ -80,7 +80,7 @@ def project(tmp_path) -> Path:
     shutil.copytree(
         REPO_ROOT / "infra", project / "infra", ignore=shutil.ignore_patterns("__pycache__")
     )
-    for name in (".venv", "requirements.txt", "app"):
+    for name in (".venv", "requirements.txt", "app", "local"):
         (project / name).symlink_to(REPO_ROOT / name)
     config = {
         "target": "existing",
