@@ -2,6 +2,7 @@
 # The one command that sets up and deploys a stack (default: prod), from a laptop or CI.
 #   ./deploy.sh            preview, ask, deploy, print the sites' addresses
 #   ./deploy.sh --yes      deploy without asking (--help lists the other options)
+#   ./deploy.sh --local    try it on this machine: stack local, deployed to a box on Docker
 # State: a local file backend (no Pulumi account) unless PULUMI_BACKEND_URL names another one,
 # such as a DigitalOcean Space for a team (README, "Sharing the state with a team").
 # This script makes .venv; infra/deploy.py does the rest with the Pulumi CLI's engine.

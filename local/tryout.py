@@ -148,13 +148,14 @@ class LocalTryout:
     def start_box(self, log) -> Box:
         """The box, built and started if it is not running (its disks are kept across runs)."""
         self.check_docker()
-        box = self.box()
         state = self.box_state()
+        if state is None:
+            self.check_ports_free()
+        box = self.box()
         if state == "running":
             box.wait_ready()
             return box
         if state is None:
-            self.check_ports_free()
             log(f"Building the box image {BOX_IMAGE} FROM {box_base()} (a minute the first time)")
             build_box_image()
             log(f"Starting the box {BOX_NAME}: Debian 13 with systemd, sshd and a registry")

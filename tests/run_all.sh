@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that sets up and runs every test: virtual environment, dependencies, lint,
-# app tests, infra unit tests, workflow checks, the test plugins' conformance and the rehearsal.
+# app tests, infra unit tests, workflow checks, the test plugins' conformance, the rehearsal and
+# the README's local try-out.
 # Needs a machine prepared by tests/setup_machine.sh (root: packages, PostgreSQL, Docker engine).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,3 +44,7 @@ log "Rehearsal (Debian 13 boxes, the program through the real pulumi engine)"
 # takes the phase from the sum of the two to the longer one. The slowest tests' times, so that
 # the rehearsal's growth shows story by story.
 pytest -n 2 --dist loadfile --durations=12 tests/rehearsal
+
+# After the rehearsal: its teardown removes the box image that the rehearsal's boxes run.
+log "Local try-out as the README gives it (a fresh clone, ./deploy.sh --local, --destroy)"
+pytest tests/tryout

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import deploy
+
 REPO = Path(__file__).resolve().parents[2]
 # The README and every page of docs/, read together: a command may live in any of them.
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -94,3 +96,34 @@ def test_each_command_and_flag_exists_in_the_cli(command):
     assert path[:-1] == parents and path[-1] in names, (command, resolved[0])
     for flag in (w.split("=", 1)[0] for w in words if w.startswith("-")):
         assert re.search(rf"(^|[\s,]){re.escape(flag)}[\s,=]", usage, re.MULTILINE), flag
+
+
+def documented_deploy_sh_commands() -> list[str]:
+    """`./deploy.sh ...` as the README and docs/*.md write it, with its flags."""
+    text = "\n".join(document.read_text() for document in DOCUMENTS)
+    return sorted(set(re.findall(r"\./deploy\.sh(?: --?[a-z][a-z-]*)*", text)))
+
+
+def test_the_docs_give_deploy_sh_with_its_local_try_out_and_teardown():
+    commands = documented_deploy_sh_commands()
+    assert {"./deploy.sh --local", "./deploy.sh --local --destroy", "./deploy.sh --destroy"} <= set(
+        commands
+    )
+
+
+@pytest.mark.parametrize("command", documented_deploy_sh_commands())
+def test_each_deploy_sh_flag_the_docs_give_exists(command, capsys):
+    flags = command.split()[1:]
+    if flags == ["--help"]:
+        with pytest.raises(SystemExit) as helped:
+            deploy.parse_arguments(flags)
+        assert helped.value.code == 0 and "--local" in capsys.readouterr().out
+        return
+    parsed = vars(deploy.parse_arguments(flags))
+    assert all(parsed[flag.removeprefix("--")] for flag in flags), parsed
+
+
+def test_a_flag_deploy_sh_does_not_know_is_refused():
+    with pytest.raises(SystemExit) as refused:
+        deploy.parse_arguments(["--locall"])
+    assert refused.value.code == 2

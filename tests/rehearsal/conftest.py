@@ -93,7 +93,4 @@ def pytest_testnodedown(node, error):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if figures.FIGURES:
-        terminalreporter.section("rehearsal figures")
-        for line in figures.summary_lines():
-            terminalreporter.write_line(line)
+    figures.write_summary(terminalreporter, "rehearsal figures")

@@ -20,6 +20,10 @@ def save_screenshot(browser, name: str) -> Path:
     return path
 
 
-def summary_lines() -> list[str]:
-    width = max(len(name) for name in FIGURES)
-    return [f"{name:<{width}}  {value}" for name, value in FIGURES.items()]
+def write_summary(terminalreporter, title: str) -> None:
+    """The figures recorded in this run, as one section at the end of pytest's report."""
+    if FIGURES:
+        terminalreporter.section(title)
+        width = max(len(name) for name in FIGURES)
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name:<{width}}  {value}")

@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -46,6 +45,7 @@ from tests.rehearsal.conftest import REGISTRY_USER, existing_target
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.s3 import S3Server
+from tests.sites import admin_login
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword", "eventSecrets", "backupSecretAccessKey"]
 BACKUP_BUCKET = "rehearsal-backups"
@@ -303,10 +303,10 @@ def test_2_static_admin_login_and_cookies(story):
     # secret output eventAdmins), and only there.
     admins = story.converges[0].outputs["eventAdmins"]
     assert admins["event1"]["password"] != admins["event2"]["password"]
-    session = admin_login(story, "/event1", admins["event1"])
+    session = admin_login(story.url, "/event1", admins["event1"])
     assert "Site administration" in session.get(story.url("/event1/admin/"), timeout=10).text
     with pytest.raises(AssertionError, match="login refused"):
-        admin_login(story, "/event2", admins["event1"])
+        admin_login(story.url, "/event2", admins["event1"])
     cookies = {c.name: c.path for c in session.cookies}
     assert cookies and all(path.startswith("/event1") for path in cookies.values()), cookies
 
@@ -315,23 +315,6 @@ def test_2_static_admin_login_and_cookies(story):
     other_cookies = {c.name: c.path for c in other.cookies}
     assert other_cookies and all(p.startswith("/event2") for p in other_cookies.values())
     assert not set(cookies) & set(other_cookies), "event1 and event2 cookies share a name"
-
-
-def admin_login(story: Story, path: str, login: dict[str, str]) -> requests.Session:
-    """A session logged into the admin under ``path`` with ``login`` (username, password)."""
-    session = requests.Session()
-    page = session.get(story.url(f"{path}/admin/login/"), timeout=10)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    done = session.post(
-        story.url(f"{path}/admin/login/?next={path}/admin/"),
-        data={"csrfmiddlewaretoken": token, "username": login["username"],
-              "password": login["password"], "next": f"{path}/admin/"},
-        timeout=10,
-    )  # fmt: skip
-    assert done.status_code == 200, done.status_code
-    # A refused login shows the form again, at .../admin/login/?next=...
-    assert urlsplit(done.url).path == f"{path}/admin/", f"login refused at {path}: {done.url}"
-    return session
 
 
 def admin_in_browser(browser, story: Story, path: str, login: dict[str, str]) -> None:
@@ -385,7 +368,7 @@ def test_2b_the_admins_of_two_events_in_one_browser(story):
 
 def upload(story: Story, path: str, login: dict[str, str], name: str, content: bytes):
     """Uploads a file as an organiser does, in the admin's attachment form under ``path``."""
-    session = admin_login(story, path, login)
+    session = admin_login(story.url, path, login)
     form = session.get(story.url(f"{path}/admin/hits/attachment/add/"), timeout=10)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
     return session.post(
