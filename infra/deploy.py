@@ -30,6 +30,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 INFRA_DIR = PROJECT_DIR / "infra"
 # The local try-out's box (local/) is a package of the project root, beside this program.
 sys.path.insert(1, str(PROJECT_DIR))
+from local.tryout import STACK as LOCAL_STACK  # noqa: E402
 from local.tryout import LocalTryout, TryoutError  # noqa: E402
 
 # Pulumi.yaml's name, which is also the namespace of the stack's config keys.
@@ -274,14 +275,14 @@ def deploy_local(arguments: argparse.Namespace) -> None:
         return
     box = tryout.start_box(log)
     tryout.write_workspace(PROJECT_DIR / "Pulumi.yaml")
-    stack = open_stack("local", tryout.work_dir, tryout.environment())
+    stack = open_stack(LOCAL_STACK, tryout.work_dir, tryout.environment())
     for key in tryout.missing_secrets():
         pulumi_cli(stack, "config", "set", "--secret", key, input_=tryout.secret_value(key, box))
     target, _ = check_credentials(stack, {})
     install_missing_plugins(
         stack.workspace, pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
     )
-    log("Deploying stack local to the box")
+    log(f"Deploying stack {LOCAL_STACK} to the box")
     result = stack.up(
         replace=arguments.replace or None, target=arguments.target or None, **ENGINE_OUTPUT
     )

@@ -151,6 +151,11 @@ class LocalTryout:
         state = self.box_state()
         if state is None:
             self.check_ports_free()
+        elif not (self.work_dir / "id_ed25519").exists():
+            raise TryoutError(
+                f"the box {BOX_NAME} is there, but not .local/ with the key that logs in to it:"
+                " remove the box with ./deploy.sh --local --destroy, then run me again"
+            )
         box = self.box()
         if state == "running":
             box.wait_ready()

@@ -156,3 +156,13 @@ def test_deploy_sh_local_without_docker_stops_before_the_engine(tmp_path):
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".pulumi").exists()
     assert os.listdir(tmp_path) == ["bin"]
+
+
+def test_a_box_left_without_its_key_is_named_with_the_way_out(project, monkeypatch):
+    """.local/ removed by hand while the box runs: the box only takes the key that is gone."""
+    local = LocalTryout(project, deploy.PROJECT)
+    monkeypatch.setattr(local, "check_docker", lambda: None)
+    monkeypatch.setattr(local, "box_state", lambda: "running")
+    with pytest.raises(TryoutError, match=r"remove the box with ./deploy.sh --local --destroy"):
+        local.start_box(print)
+    assert not (project / ".local").exists()
