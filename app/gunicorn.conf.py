@@ -8,6 +8,7 @@ each.
 """
 
 import os
+import signal
 from pathlib import Path
 
 # Runs the site from app/ wherever gunicorn is started, so `gunicorn -c app/gunicorn.conf.py`
@@ -42,9 +43,36 @@ def on_starting(server):
     import config.settings  # noqa: F401
 
 
-# Swarm (and `docker stop`) sends SIGTERM and kills after 10 s by default: finish in-flight
-# requests within that.
+# Swarm (and `docker stop`) sends SIGTERM, and kills after the stack's stop_grace_period (15 s,
+# render_event.stack_file): serve on for STOP_DRAIN_SECONDS (below), then finish in-flight
+# requests within graceful_timeout.
 graceful_timeout = 8
+
+# Once gunicorn stops on SIGTERM, a connection that reaches its listening socket is never
+# accepted, and closing the socket resets it after Nginx sent the request: Nginx retries a GET
+# elsewhere but never a POST, so the visitor gets a 502. Swarm stops a release's old task as soon
+# as the new one is healthy, and Nginx is pointed at the new one (event_stack.sh) when it answers,
+# which under load can be a moment later. So the old task keeps serving this long after SIGTERM,
+# then stops as gunicorn does. (Kubernetes' preStop sleep, for the same race.)
+STOP_DRAIN_SECONDS = 5
+
+
+def when_ready(server):
+    """Delay the master's SIGTERM by STOP_DRAIN_SECONDS; a second SIGTERM stops at once.
+
+    gunicorn installed its own handlers just before this hook (``Arbiter.start``): SIGTERM only
+    queues the signal for the master's loop (``Arbiter.signal``). SIGALRM, which gunicorn does not
+    use, queues it later; timers are not inherited by forked workers.
+    """
+
+    def stop_later(signum, frame):
+        signal.signal(signal.SIGTERM, server.signal)
+        signal.setitimer(signal.ITIMER_REAL, STOP_DRAIN_SECONDS)
+
+    signal.signal(signal.SIGALRM, lambda signum, frame: server.signal(signal.SIGTERM, frame))
+    signal.signal(signal.SIGTERM, stop_later)
+
+
 timeout = 30
 keepalive = 5
 # The heartbeat file on tmpfs: a container's overlay disk can stall it.

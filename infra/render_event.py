@@ -213,7 +213,9 @@ def stack_file(spec: SiteSpec) -> str:
             "retries": 3,
             "start_period": "20s",
         },
-        "stop_grace_period": "10s",
+        # gunicorn serves on for 5 s after SIGTERM, then finishes requests within 8 s
+        # (app/gunicorn.conf.py).
+        "stop_grace_period": "15s",
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
         "deploy": {
             "replicas": 1,

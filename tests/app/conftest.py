@@ -179,7 +179,9 @@ def gunicorn(settings: dict[str, str], log_dir: Path) -> Iterator[Gunicorn]:
         yield server
     finally:
         output_read.set()
-        stop_process(proc)
+        # gunicorn's quick stop: its graceful one (SIGTERM) serves on for a few seconds first
+        # (test_stop.py).
+        stop_process(proc, signal.SIGINT)
         copier.join(timeout=10)
 
 
