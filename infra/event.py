@@ -331,6 +331,8 @@ class EventSite(pulumi.ComponentResource):
                 "STACK_TEXT": render_event.stack_file(site),
                 # Each release publishes the one the live release does not hold.
                 "PORTS": " ".join(map(str, ports)),
+                # Where event_stack.sh asks a new release's task whether it serves yet.
+                "MANAGER_ADDRESS": manager[0],
                 # Nginx's servers of the event once a release is live on either port.
                 **servers_files,
                 # (SERVERS_*: every node with a task; MANAGER_SERVERS_*: the manager alone.)

@@ -8,16 +8,19 @@
 # so its tasks start beside the old ones (render_event.stack_file); the release that is live
 # deployed again (a re-run) keeps its port, so nothing rolls. STACK_FILE holds the text last
 # deployed successfully; the one being deployed waits beside it until it is live.
-# Once a release is live, Nginx's servers of the event (SERVERS_FILE, included by its upstream;
-# MANAGER_SERVERS_FILE, its task on the manager alone) make its port the one Nginx uses and the
-# other the backup (*_FIRST when the first of PORTS is live, *_SECOND otherwise).
+# Nginx's servers of the event (SERVERS_FILE, included by its upstream; MANAGER_SERVERS_FILE, its
+# task on the manager alone) make one release's port the one Nginx uses and the other the backup
+# (*_FIRST for the first of PORTS, *_SECOND for the second). During a rollout they follow the
+# release that serves (follow_release); once a release is live, they name its port.
 # Parameters: EVENT, SERVICE, STACK_FILE, STACK_TEXT, DEPLOY_TIMEOUT, SECRETS_IN_USE (names,
-# spaces), PORTS (two, a space between), SERVERS_FILE, SERVERS_FIRST, SERVERS_SECOND,
-# MANAGER_SERVERS_FILE, MANAGER_SERVERS_FIRST, MANAGER_SERVERS_SECOND.
+# spaces), PORTS (two, a space between), MANAGER_ADDRESS (where Nginx reaches the manager's
+# task), SERVERS_FILE, SERVERS_FIRST, SERVERS_SECOND, MANAGER_SERVERS_FILE, MANAGER_SERVERS_FIRST,
+# MANAGER_SERVERS_SECOND.
 set -euo pipefail
 : "${EVENT:?}" "${SERVICE:?}" "${STACK_FILE:?}" "${STACK_TEXT:?}" "${DEPLOY_TIMEOUT:?}" \
-  "${SECRETS_IN_USE:?}" "${PORTS:?}" "${SERVERS_FILE:?}" "${SERVERS_FIRST:?}" "${SERVERS_SECOND:?}" \
-  "${MANAGER_SERVERS_FILE:?}" "${MANAGER_SERVERS_FIRST:?}" "${MANAGER_SERVERS_SECOND:?}"
+  "${SECRETS_IN_USE:?}" "${PORTS:?}" "${MANAGER_ADDRESS:?}" "${SERVERS_FILE:?}" \
+  "${SERVERS_FIRST:?}" "${SERVERS_SECOND:?}" "${MANAGER_SERVERS_FILE:?}" \
+  "${MANAGER_SERVERS_FIRST:?}" "${MANAGER_SERVERS_SECOND:?}"
 
 install -d -m 700 "${STACK_FILE%/*}"
 (umask 077 && printf '%s' "$STACK_TEXT" >"$STACK_FILE.new")
@@ -25,7 +28,8 @@ install -d -m 700 "${STACK_FILE%/*}"
 # What `docker stack deploy` prints is kept here and shown after the reason when the deploy
 # fails, so that the reason is the first thing a failure says.
 deploy_log=$(mktemp)
-trap 'rm -f "$deploy_log" "$STACK_FILE.new"' EXIT
+follower='' follower_stop=$(mktemp -u)
+trap 'stop_following; rm -f "$deploy_log" "$STACK_FILE.new"' EXIT
 
 # The stack's services, one name a line (none before its first deploy).
 stack_services() {
@@ -49,6 +53,7 @@ fail() {
   done
   printf 'docker stack deploy printed:\n' >&2
   tail -n 20 "$deploy_log" >&2
+  [[ -z $live_port ]] || point_nginx_at "$live_port"
   exit 1
 }
 
@@ -56,6 +61,70 @@ fail() {
 update_status() {
   docker service inspect --format "{{if .UpdateStatus}}{{.UpdateStatus.$2}}{{end}}" "$1" \
     2>/dev/null || true
+}
+
+# point_nginx_at PORT: Nginx sends the event's requests to the release on PORT, the other port
+# being the backup. One Nginx change at a time (event_nginx.sh takes the same lock).
+point_nginx_at() {
+  local servers=$SERVERS_SECOND manager_servers=$MANAGER_SERVERS_SECOND lock changed=0
+  if [[ $1 == "$first_port" ]]; then
+    servers=$SERVERS_FIRST manager_servers=$MANAGER_SERVERS_FIRST
+  fi
+  install -d -m 755 "${SERVERS_FILE%/*}" "${MANAGER_SERVERS_FILE%/*}"
+  exec {lock}>/run/lock/django-swarm-nginx.lock
+  flock --timeout 120 "$lock"
+  printf '%s' "$servers" | replace_file "$SERVERS_FILE" 644 && changed=1
+  printf '%s' "$manager_servers" | replace_file "$MANAGER_SERVERS_FILE" 644 && changed=1
+  if ((changed)); then
+    nginx -t -q
+    reload_nginx
+    log "Nginx sends $EVENT's requests to port $1"
+  fi
+  exec {lock}>&-
+}
+
+# Swarm stops a release's old tasks as soon as the new ones pass Docker's health check, and Nginx
+# must have stopped sending them requests by then: a connection that reaches a stopping gunicorn
+# is reset after Nginx sent its request, and Nginx retries a GET but never a POST. So while the
+# release on port rolls out, Nginx is pointed at it as soon as the manager's new task answers its
+# health endpoint, which is before Docker's check (its first probe comes seconds after the
+# start); while an update rolls back, at the live port again once its task answers there. The
+# task being left keeps serving a few seconds after swarm's SIGTERM (app/gunicorn.conf.py), time
+# for this to take effect. A node whose task is not up yet refuses the connection, which Nginx
+# retries whatever the method (render_event.nginx_upstream_servers).
+serves() {
+  curl -fsS -o /dev/null --max-time 2 "http://$MANAGER_ADDRESS:$1/healthz" 2>/dev/null
+}
+
+rolling_back() {
+  local service
+  for service in $(stack_services); do
+    [[ $(update_status "$service" State) == rollback_* ]] && return 0
+  done
+  return 1
+}
+
+follow_release() {
+  local pointed=$live_port want
+  until [[ -e $follower_stop ]]; do
+    want=$port
+    if rolling_back; then want=$live_port; fi
+    if [[ $want != "$pointed" ]] && serves "$want"; then
+      point_nginx_at "$want"
+      pointed=$want
+    fi
+    sleep 1
+  done
+}
+
+# Ends follow_release between two of its checks: never halfway through a change of Nginx.
+stop_following() {
+  if [[ -n $follower ]]; then
+    touch "$follower_stop"
+    wait "$follower" || true
+    rm -f "$follower_stop"
+    follower=''
+  fi
 }
 
 # Docker 26 (Debian 13) is the first whose `stack deploy` can wait for the rollout.
@@ -120,6 +189,11 @@ deploy() {
   done
 }
 
+# A new release beside a live one: Nginx follows whichever serves until the rollout is over.
+if [[ -n $live_port && $port != "$live_port" ]]; then
+  follow_release &
+  follower=$!
+fi
 for ((attempt = 1; ; attempt++)); do
   deploy
   if ((${#failed[@]} && engine_fault && attempt < DOCKER_START_ATTEMPTS)); then
@@ -144,33 +218,17 @@ if ((${#failed[@]})); then
         >>"$deploy_log" 2>&1 || reasons+="; rolling $service back failed too"
     fi
   done
+  stop_following
   fail "$reasons" "${failed[@]}"
 fi
+stop_following
 if ((status == 124)); then
   fail "the service did not converge within ${DEPLOY_TIMEOUT}s"
 elif ((status != 0)); then
   fail "docker stack deploy failed (exit ${status})"
 fi
 mv -f "$STACK_FILE.new" "$STACK_FILE"
-
-if [[ $port == "$first_port" ]]; then
-  servers=$SERVERS_FIRST manager_servers=$MANAGER_SERVERS_FIRST
-else
-  servers=$SERVERS_SECOND manager_servers=$MANAGER_SERVERS_SECOND
-fi
-install -d -m 755 "${SERVERS_FILE%/*}" "${MANAGER_SERVERS_FILE%/*}"
-# One Nginx change at a time (event_nginx.sh takes the same lock).
-exec {lock}>/run/lock/django-swarm-nginx.lock
-flock --timeout 120 "$lock"
-changed=0
-printf '%s' "$servers" | replace_file "$SERVERS_FILE" 644 && changed=1
-printf '%s' "$manager_servers" | replace_file "$MANAGER_SERVERS_FILE" 644 && changed=1
-if ((changed)); then
-  nginx -t -q
-  reload_nginx
-  log "Nginx sends $EVENT's requests to port $port"
-fi
-exec {lock}>&-
+point_nginx_at "$port"
 
 for name in $(docker secret ls --format '{{.Name}}' --filter "label=django-swarm.event=$EVENT"); do
   if [[ " $SECRETS_IN_USE " != *" $name "* ]]; then

@@ -309,11 +309,23 @@ def test_event_media_directory_belongs_to_the_site_user(tmp_path):
 # release can fail on the workers alone. The stack has two services, event1_web and
 # event1_web-workers. Each `stack deploy` takes the outcome of each, in that order, from the first
 # line of OUTCOMES: "flake" (that fault, rolled back), "crash" (the release's own task exits 1,
-# rolled back) or "ok". The other verbs answer what event_stack.sh reads.
+# rolled back), "ok", or for the first service "follow" and "follow-crash" (below). The other
+# verbs answer what event_stack.sh reads.
+# "follow": the new task answers on the new port (the stand-in for curl below reads
+# serves.<port>), and swarm's stopping of the old task waits (up to 10 s) until Nginx's servers
+# name the new port; "follow-crash" then rolls back, the old release answering on its port again,
+# and the new task is stopped once Nginx's servers name the live port. What Nginx's servers said
+# when a task stopped goes into calls.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 set -euo pipefail
 state=$FAKE_STATE
 services=(event1_web event1_web-workers)
+# stopping WHAT PORT: a task stops, once Nginx's servers name PORT or after 10 s.
+stopping() {
+  for _ in $(seq 50); do grep -q ":$2;" "$FAKE_SERVERS" && break; sleep 0.2; done
+  echo "$1 stopped while Nginx used $(grep -o ':[0-9]*;' "$FAKE_SERVERS" | tr -d ':;')" \
+    >>"$state/calls"
+}
 case "$1 $2" in
   "stack deploy")
     [[ $3 == --help ]] && { echo '  -d, --detach'; exit 0; }
@@ -324,6 +336,19 @@ case "$1 $2" in
       s=$state/${services[i]}
       date +%s%N >"$s.StartedAt"
       case ${outcomes[i]} in
+        follow | follow-crash)
+          echo updating >"$s.State"
+          touch "$state/serves.$DJANGO_SWARM_PORT"
+          stopping "old task" "$DJANGO_SWARM_PORT"
+          if [[ ${outcomes[i]} == follow-crash ]]; then
+            echo rollback_started >"$s.State"
+            touch "$state/serves.8000"
+            stopping "new task" 8000
+            echo "crash$n-$i task: non-zero exit (1)" >>"$s.tasks"
+            echo rollback_completed >"$s.State"
+          else
+            echo completed >"$s.State"
+          fi ;;
         flake) echo "flake$n-$i starting container failed: unable to remount dir as readonly:" \
                  "mount tmpfs:/var/lib/docker/containers/x/mounts/secrets, flags: 0x21," \
                  "data: uid=0,gid=0: device or resource busy" >>"$s.tasks"
@@ -346,6 +371,59 @@ case "$1 $2" in
   "service ls") echo 1/1 ;;
 esac
 """
+# The manager's task answers its health endpoint on the ports FAKE_DOCKER made serve.
+FAKE_CURL = r"""#!/usr/bin/env bash
+url=${*: -1}
+port=${url##*:}
+[[ $url == http://172.20.0.1:* && -e $FAKE_STATE/serves.${port%%/*} ]]
+"""
+# Nginx, for reload_nginx: a configuration that passes, no worker to wait for.
+FAKE_NGINX = {"nginx": "#!/bin/sh\n", "systemctl": "#!/bin/sh\n", "ps": "#!/bin/sh\n"}
+
+
+def stack_program(tmp_path: Path) -> str:
+    """event_stack.sh for event1 on ports 8000 (live: FAKE_DOCKER's published port) and 8001,
+    its servers in servers.conf."""
+    return render_script(
+        "event_stack.sh",
+        {
+            "EVENT": "event1", "SERVICE": "event1_web", "STACK_TEXT": "services: {}\n",
+            "STACK_FILE": str(tmp_path / "stacks" / "event1.yml"), "DEPLOY_TIMEOUT": 30,
+            "SECRETS_IN_USE": "s1", "PORTS": "8000 8001", "MANAGER_ADDRESS": "172.20.0.1",
+            "SERVERS_FILE": str(tmp_path / "servers.conf"),
+            "SERVERS_FIRST": "server 172.20.0.1:8000;\n",
+            "SERVERS_SECOND": "server 172.20.0.1:8001;\n",
+            "MANAGER_SERVERS_FILE": str(tmp_path / "manager-servers.conf"),
+            "MANAGER_SERVERS_FIRST": "server 172.20.0.1:8000;\n",
+            "MANAGER_SERVERS_SECOND": "server 172.20.0.1:8001;\n",
+        },
+    )  # fmt: skip
+
+
+def run_stack_program(
+    tmp_path: Path, outcomes: list[str]
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """event_stack.sh against the stand-ins, Nginx pointed at the live port (8000) before; the
+    result and the calls FAKE_DOCKER recorded."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    state.mkdir()
+    fake_commands(bin_dir, {"docker": FAKE_DOCKER, "curl": FAKE_CURL, **FAKE_NGINX})
+    (state / "outcomes").write_text("".join(f"{o}\n" for o in outcomes))
+    for name in ("servers.conf", "manager-servers.conf"):
+        (tmp_path / name).write_text("server 172.20.0.1:8000;\n")
+    result = subprocess.run(
+        ["bash", "-c", stack_program(tmp_path)],
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "FAKE_STATE": str(state),
+            "FAKE_SERVERS": str(tmp_path / "servers.conf"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result, (state / "calls").read_text().splitlines()
 
 
 @pytest.mark.parametrize(
@@ -368,33 +446,7 @@ esac
 def test_a_release_the_engine_failed_to_start_is_deployed_again(
     tmp_path, outcomes, deploys, failed, rolled_back
 ):
-    bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    state.mkdir()
-    fake_commands(bin_dir, {"docker": FAKE_DOCKER})
-    (state / "outcomes").write_text("".join(f"{o}\n" for o in outcomes))
-    servers = "server 172.20.0.1:8001;\n"
-    (tmp_path / "servers.conf").write_text(servers)  # unchanged: Nginx is not reloaded
-    program = render_script(
-        "event_stack.sh",
-        {
-            "EVENT": "event1", "SERVICE": "event1_web", "STACK_TEXT": "services: {}\n",
-            "STACK_FILE": str(tmp_path / "stacks" / "event1.yml"), "DEPLOY_TIMEOUT": 30,
-            "SECRETS_IN_USE": "s1", "PORTS": "8000 8001",
-            "SERVERS_FILE": str(tmp_path / "servers.conf"),
-            "SERVERS_FIRST": "server 172.20.0.1:8000;\n", "SERVERS_SECOND": servers,
-            "MANAGER_SERVERS_FILE": str(tmp_path / "servers.conf"),
-            "MANAGER_SERVERS_FIRST": "server 172.20.0.1:8000;\n",
-            "MANAGER_SERVERS_SECOND": servers,
-        },
-    )  # fmt: skip
-    result = subprocess.run(
-        ["bash", "-c", program],
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_STATE": str(state)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    calls = (state / "calls").read_text().splitlines()
+    result, calls = run_stack_program(tmp_path, outcomes)
     # Every attempt deploys the port the live release does not hold; when one service failed,
     # the others, which took the release, go back to the live one too.
     assert calls == ["deploy 8001"] * deploys + [f"rollback {s}" for s in rolled_back]
@@ -407,6 +459,38 @@ def test_a_release_the_engine_failed_to_start_is_deployed_again(
         assert f"the update of {failed} failed and was rolled back" in first
         # What the failed service's tasks said follows the reason.
         assert f"Last tasks of {failed}:" in result.stderr
+    # Nginx ends at the release that is live: the new one, or after a failure the one before.
+    live = "8001" if failed is None else "8000"
+    for name in ("servers.conf", "manager-servers.conf"):
+        assert (tmp_path / name).read_text() == f"server 172.20.0.1:{live};\n"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "stops", "live"),
+    [
+        ("follow", ["old task stopped while Nginx used 8001"], "8001"),
+        (
+            "follow-crash",
+            # The service on the workers took the release: it goes back too.
+            [
+                "old task stopped while Nginx used 8001",
+                "new task stopped while Nginx used 8000",
+                "rollback event1_web-workers",
+            ],
+            "8000",
+        ),
+    ],
+)
+def test_nginx_leaves_a_task_before_swarm_stops_it(tmp_path, outcome, stops, live):
+    """Swarm stops the old task once the new one is healthy; by then Nginx must send it nothing
+    (a POST that meets a stopping gunicorn gets a 502). Here the stand-in stops a task only once
+    Nginx's servers have moved, or after 10 s: the order shows in what it recorded."""
+    result, calls = run_stack_program(tmp_path, [f"{outcome} ok"])
+    assert calls == ["deploy 8001", *stops], result.stderr
+    assert (result.returncode == 0) == (live == "8001"), result.stderr
+    for name in ("servers.conf", "manager-servers.conf"):
+        assert (tmp_path / name).read_text() == f"server 172.20.0.1:{live};\n"
+    assert "Nginx sends event1's requests to port 8001" in result.stderr
 
 
 def migrate_program(snapshot_timeout: int) -> str:
