@@ -39,8 +39,11 @@ log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
 pytest tests/plugins
 
 log "Rehearsal (Debian 13 boxes, the program through the real pulumi engine)"
-# The slowest stories' times, so that the rehearsal's growth shows story by story.
-pytest --durations=12 tests/rehearsal
+# Its two stories (test_story.py on one box, test_workers.py on three) wait on converges and
+# rollouts far more than they compute: one process each (pytest-xdist, a module per process)
+# takes the phase from the sum of the two to the longer one. The slowest tests' times, so that
+# the rehearsal's growth shows story by story.
+pytest -n 2 --dist loadfile --durations=12 tests/rehearsal
 
 # After the rehearsal: its teardown removes the box image that the rehearsal's boxes run.
 log "Local try-out as the README gives it (a fresh clone, ./deploy.sh --local, --destroy)"

@@ -1,5 +1,9 @@
-"""Fixtures of the rehearsal: the box images, one box per test module, and the figures summary."""
+"""Fixtures of the rehearsal: the box images, one box per test module, and the figures summary.
 
+run_all.sh runs the two stories in two processes (pytest-xdist, ``--dist loadfile``); the
+hooks below also work in one process, as a plain ``pytest tests/rehearsal`` runs them."""
+
+import fcntl
 import secrets
 import subprocess
 import sys
@@ -46,11 +50,15 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def box_images() -> None:
+def box_images(tmp_path_factory) -> None:
     """A missing Docker engine is an error: the rehearsal is the product's end-to-end test."""
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.fail("no Docker engine answers on the default socket: run tests/setup_machine.sh")
-    build_images()
+    # One process builds while the other waits, then finds the images made: the parent of the
+    # base temp dir is the run's own, shared by its worker processes.
+    with open(tmp_path_factory.getbasetemp().parent / "box-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_images()
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +77,19 @@ def box(box_images, registry_password, tmp_path_factory):
         yield the_box
     finally:
         the_box.remove()
+
+
+def pytest_sessionfinish(session):
+    """A worker process hands its figures to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["figures"] = dict(figures.FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist's hook, in the controller, as each worker ends."""
+    figures.FIGURES.update(node.workeroutput.get("figures", {}))
 
 
 def pytest_terminal_summary(terminalreporter):
