@@ -209,6 +209,15 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prepare_engine(stack: auto.Stack, environ: Mapping[str, str]) -> tuple[str, dict[str, object]]:
+    """The stack's target and config listing, once its credentials are there and the plugins
+    requirements.txt pins for that target are installed."""
+    target, keys = check_credentials(stack, environ)
+    plugins = pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
+    install_missing_plugins(stack.workspace, plugins)
+    return target, keys
+
+
 def open_stack(name: str, work_dir: Path, env: Mapping[str, str]) -> auto.Stack:
     try:
         return auto.create_or_select_stack(
@@ -238,9 +247,7 @@ def deploy(argv: list[str], environ: Mapping[str, str]) -> None:
     env = dict(state_environment(environ, Path.home()))
     env.update(passphrase_environment(environ, stack_name))
     stack = open_stack(stack_name, PROJECT_DIR, env)
-    target, keys = check_credentials(stack, {**environ, **env})
-    plugins = pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
-    install_missing_plugins(stack.workspace, plugins)
+    target, keys = prepare_engine(stack, {**environ, **env})
 
     if arguments.destroy:
         tear_down(stack, target, keys, arguments.yes)
@@ -274,22 +281,22 @@ def deploy_local(arguments: argparse.Namespace) -> None:
         log("The local try-out is gone: its box, volume, images and stack")
         return
     box = tryout.start_box(log)
-    tryout.write_workspace(PROJECT_DIR / "Pulumi.yaml")
+    missing_secrets = tryout.write_workspace(PROJECT_DIR / "Pulumi.yaml")
     stack = open_stack(LOCAL_STACK, tryout.work_dir, tryout.environment())
-    for key in tryout.missing_secrets():
+    for key in missing_secrets:
         pulumi_cli(stack, "config", "set", "--secret", key, input_=tryout.secret_value(key, box))
-    target, _ = check_credentials(stack, {})
-    install_missing_plugins(
-        stack.workspace, pinned_plugins((PROJECT_DIR / "requirements.txt").read_text(), target)
-    )
+    prepare_engine(stack, {})
     log(f"Deploying stack {LOCAL_STACK} to the box")
     result = stack.up(
         replace=arguments.replace or None, target=arguments.target or None, **ENGINE_OUTPUT
     )
-    if changes(result.summary.resource_changes or {}):
-        log(summary_line("Changed", result))
-    else:
-        log("Nothing changed: the local sites are as Pulumi.local.yaml and the code say")
+    log(
+        summary_line(
+            "Changed",
+            result,
+            "Nothing changed: the local sites are as Pulumi.local.yaml and the code say",
+        )
+    )
     log("Your sites, on this machine")
     for event, url in sorted(tryout.site_urls(result.outputs["eventUrls"].value).items()):
         print(f"  {event}: {url}")
@@ -346,11 +353,13 @@ def changes(summary: Mapping[str, int]) -> dict[str, int]:
     return {op: count for op, count in sorted(summary.items()) if op != "same" and count}
 
 
-def summary_line(label: str, result: auto.UpResult | auto.DestroyResult) -> str:
-    """``<label>: create 2, update 3`` from an engine run's summary, or that nothing changed."""
+def summary_line(
+    label: str, result: auto.UpResult | auto.DestroyResult, unchanged: str = "Nothing changed"
+) -> str:
+    """``<label>: create 2, update 3`` from an engine run's summary, or ``unchanged``."""
     done = changes(result.summary.resource_changes or {})
     if not done:
-        return "Nothing changed"
+        return unchanged
     return f"{label}: " + ", ".join(f"{op} {count}" for op, count in done.items())
 
 

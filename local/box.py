@@ -57,10 +57,11 @@ def box_base() -> str:
     return LOCAL_DEBIAN if image_exists(LOCAL_DEBIAN) else HUB_DEBIAN
 
 
-def build_box_image() -> None:
-    """The box image, FROM :func:`box_base` (kept as Docker's build cache keeps it)."""
+def build_box_image(base: str | None = None) -> None:
+    """The box image, FROM ``base`` (:func:`box_base` by default; kept as Docker's build cache
+    keeps it)."""
     docker(
-        "build", "-q", "-t", BOX_IMAGE, "--build-arg", f"BASE={box_base()}",
+        "build", "-q", "-t", BOX_IMAGE, "--build-arg", f"BASE={base or box_base()}",
         "-f", str(BOX_DIR / "box.Dockerfile"), str(BOX_DIR),
     )  # fmt: skip
 

@@ -50,6 +50,8 @@ class LocalTryout:
         self.project = project
         self.work_dir = project_dir / ".local"
         self.committed_config_file = project_dir / f"Pulumi.{STACK}.yaml"
+        # The engine's copy of it, with Pulumi's salt and secrets (write_workspace).
+        self.stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
 
     # -- the committed config ------------------------------------------------------------------
 
@@ -161,8 +163,9 @@ class LocalTryout:
             box.wait_ready()
             return box
         if state is None:
-            log(f"Building the box image {BOX_IMAGE} FROM {box_base()} (a minute the first time)")
-            build_box_image()
+            base = box_base()
+            log(f"Building the box image {BOX_IMAGE} FROM {base} (a minute the first time)")
+            build_box_image(base)
             log(f"Starting the box {BOX_NAME}: Debian 13 with systemd, sshd and a registry")
             box.start()
         else:
@@ -173,39 +176,37 @@ class LocalTryout:
 
     # -- the engine's workspace ----------------------------------------------------------------
 
-    def write_workspace(self, project_file: Path) -> None:
+    def write_workspace(self, project_file: Path) -> list[str]:
         """``.local/Pulumi.yaml`` (the project's, its program in ``infra/``) and
         ``.local/Pulumi.local.yaml``: the committed config, with the salt and the secrets that
-        Pulumi wrote to the previous copy."""
+        Pulumi wrote to the previous copy. Returns the secrets (SECRET_KEYS) the copy lacks."""
         project = yaml.safe_load(project_file.read_text())
         project["main"] = self.from_work_dir(project["main"])
         options = project.get("runtime", {}).get("options", {})
         if "virtualenv" in options:
             options["virtualenv"] = self.from_work_dir(options["virtualenv"])
         (self.private_dir() / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-        stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
-        previous = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else {}
+        previous = yaml.safe_load(self.stack_file.read_text()) if self.stack_file.exists() else {}
         config = dict(self.committed_config())
+        missing = []
         for key in SECRET_KEYS:
             kept = (previous.get("config") or {}).get(f"{self.project}:{key}")
-            if kept is not None:
+            if kept is None:
+                missing.append(key)
+            else:
                 config[f"{self.project}:{key}"] = kept
         if image_exists(LOCAL_PYTHON_BASE):
             config[f"{self.project}:baseImage"] = LOCAL_PYTHON_BASE
         settings: dict[str, object] = {"config": config}
         if previous.get("encryptionsalt"):
             settings["encryptionsalt"] = previous["encryptionsalt"]
-        stack_file.touch(mode=0o600)
-        stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+        self.stack_file.touch(mode=0o600)
+        self.stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+        return missing
 
     def from_work_dir(self, path: str) -> str:
         """A path of the project's, relative to ``.local/``."""
         return os.path.relpath(self.project_dir / path, self.work_dir)
-
-    def missing_secrets(self) -> list[str]:
-        stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
-        config = yaml.safe_load(stack_file.read_text()).get("config") or {}
-        return [key for key in SECRET_KEYS if f"{self.project}:{key}" not in config]
 
     def secret_value(self, key: str, box: Box) -> str:
         return {"sshPrivateKey": box.private_key, "registryPassword": box.registry_password}[key]

@@ -94,14 +94,13 @@ def test_the_workspace_keeps_pulumis_salt_and_secrets_and_follows_the_committed_
 ):
     monkeypatch.setattr(tryout, "image_exists", lambda name: False)
     local = LocalTryout(project, deploy.PROJECT)
-    local.write_workspace(project / "Pulumi.yaml")
+    assert local.write_workspace(project / "Pulumi.yaml") == ["sshPrivateKey", "registryPassword"]
     private = project / ".local" / "Pulumi.local.yaml"
     assert yaml.safe_load(private.read_text()) == {"config": committed(project)["config"]}
     assert stat.S_IMODE((project / ".local").stat().st_mode) == 0o700
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     workspace = yaml.safe_load((project / ".local" / "Pulumi.yaml").read_text())
     assert (project / ".local" / workspace["main"]).resolve() == (project / "infra").resolve()
-    assert local.missing_secrets() == ["sshPrivateKey", "registryPassword"]
 
     # What `pulumi stack init` and `pulumi config set --secret` add to the private copy.
     written = yaml.safe_load(private.read_text())
@@ -113,12 +112,11 @@ def test_the_workspace_keeps_pulumis_salt_and_secrets_and_follows_the_committed_
     set_committed(project, "events", [*events, {"name": "winter", "path": "/winter"}])
     before = (project / "Pulumi.local.yaml").read_text()
 
-    local.write_workspace(project / "Pulumi.yaml")
+    assert local.write_workspace(project / "Pulumi.yaml") == ["sshPrivateKey"]
     again = yaml.safe_load(private.read_text())
     assert again["encryptionsalt"] == "v1:salt"
     assert again["config"][PREFIX + "registryPassword"] == {"secure": "v1:ciphertext"}
     assert again["config"][PREFIX + "events"][-1]["name"] == "winter"
-    assert local.missing_secrets() == ["sshPrivateKey"]
     assert (project / "Pulumi.local.yaml").read_text() == before
 
 

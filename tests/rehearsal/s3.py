@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 
-from local.box import docker, free_loopback_port
+from local.box import docker, free_loopback_port, image_exists
 from tests.images.images import build_base_images
 
 MOTO_VERSION = "5.2.5"
@@ -42,8 +42,7 @@ CMD ["/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", "{S3_PORT}"]
 
 def build_image() -> None:
     """Build the server's image once; later runs reuse it (the pip install takes a while)."""
-    inspect = subprocess.run(["docker", "image", "inspect", S3_IMAGE], capture_output=True)
-    if inspect.returncode == 0:
+    if image_exists(S3_IMAGE):
         return
     # Makes the base images if this machine has none yet; keeps them if it has.
     build_base_images()
