@@ -575,6 +575,8 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
     old_digest = story.converges[-1].outputs["imageDigest"]
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
     ports_before = {event: published_port(story.box, event) for event in ("event1", "event2")}
+    refused = "grep -c 'connect() failed' /var/log/nginx/error.log || true"
+    refused_before = int(story.box.check(refused))
     load = SteadyLoad(story, ["/event1/", "/event2/"], posts=("/event1/", "/event2/"))
     load.start()
     story.base_image = NEXT_BASE_IMAGE
@@ -594,9 +596,13 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
         pair = set(config.event_ports(configured or config.default_port(event)))
         assert {before, published_port(story.box, event)} == pair
     assert load.failed == 0, load.report()
+    # Nginx left each old task before swarm stopped it (event_stack.sh points it at the new one
+    # once that answers): no request of the load met a stopped task's port. (Had Nginx stayed on
+    # the old port until the rollout was over, each would be refused for the new task's 30 s of
+    # monitoring.)
+    assert int(story.box.check(refused)) == refused_before
     # Between rollouts Nginx tries only the live port: visits leave no refused connection in its
     # error log (the free port is a backup, tried only when the live one fails).
-    refused = "grep -c 'connect() failed' /var/log/nginx/error.log || true"
     before = int(story.box.check(refused))
     for _ in range(20):
         assert requests.get(story.url("/event1/"), timeout=5).status_code == 200
