@@ -104,14 +104,18 @@ rolling_back() {
   return 1
 }
 
+# Each second costs one request to the port Nginx does not use; swarm's state is read only once
+# that answers (several events roll out at once, on one vCPU).
 follow_release() {
-  local pointed=$live_port want
+  local pointed=$live_port other=$port want
   until [[ -e $follower_stop ]]; do
-    want=$port
-    if rolling_back; then want=$live_port; fi
-    if [[ $want != "$pointed" ]] && serves "$want"; then
-      point_nginx_at "$want"
-      pointed=$want
+    if serves "$other"; then
+      want=$port
+      if rolling_back; then want=$live_port; fi
+      if [[ $want == "$other" ]]; then
+        point_nginx_at "$other"
+        other=$pointed pointed=$want
+      fi
     fi
     sleep 1
   done
