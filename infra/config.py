@@ -53,6 +53,7 @@ COMMON_KEYS = (
     "backupSecretAccessKey",
     "baseImage",
     "swarmSubnet",
+    "serverMemoryMb",
     "workers",
     "events",
 )
@@ -74,11 +75,33 @@ OPENSSH_KEY_TYPES = frozenset(
     {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 )
 EVENT_KEYS = frozenset(
-    {"name", "path", "replicas", "port", "dropDatabaseOnDelete", "settings", "uploadLimitMb"}
+    {
+        "name",
+        "path",
+        "replicas",
+        "port",
+        "dropDatabaseOnDelete",
+        "settings",
+        "uploadLimitMb",
+        "memoryReservationMb",
+        "memoryLimitMb",
+    }
 )
 # The largest request body (an upload through the admin) Nginx passes to an event's site.
 DEFAULT_UPLOAD_LIMIT_MB = 20
 DEFAULT_POSTGRES_VOLUME_GB = 10
+# Memory on the manager (docs/config.md, "Memory"). An existing server counts as the cheapest
+# droplet's memory unless serverMemoryMb says more; a droplet's comes from its size's slug.
+DEFAULT_SERVER_MEMORY_MB = 1024
+DROPLET_MEMORY = re.compile(r"(?:^|-)(\d+)(mb|gb)(?:-|$)")
+# What the kernel and the host's own processes (dockerd, containerd, PostgreSQL, Nginx, systemd)
+# hold before any event, on a 1 GB droplet: the rehearsal measures it (test_density).
+HOST_MEMORY_MB = 320
+# An event's service: what swarm keeps for it (about what a busy event holds, bench/run.sh and
+# the rehearsal's PSS figures), and where the kernel stops a site that leaks.
+DEFAULT_MEMORY_RESERVATION_MB = 64
+MIN_MEMORY_MB = 32
+MAX_MEMORY_MB = 65536
 MAX_UPLOAD_LIMIT_MB = 1024
 EVENT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
 EVENT_PATH = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9._~-]*)+")
@@ -150,6 +173,9 @@ class EventConfig:
     drop_database_on_delete: bool
     settings: Mapping[str, str]
     upload_limit_mb: int
+    # The service's memory on each server: kept for it by swarm, and the most it may hold.
+    memory_reservation_mb: int
+    memory_limit_mb: int
 
 
 @dataclass(frozen=True)
@@ -243,6 +269,7 @@ class StackConfig:
     registry: RegistryConfig
     base_image: str
     swarm_subnet: str
+    server_memory_mb: int
     workers: WorkersConfig
     events: tuple[EventConfig, ...]
     # Event name -> secret setting name -> its value (eventSecrets); names are plain text.
@@ -424,7 +451,49 @@ def _is_settable(name: str) -> bool:
     return bool(SETTING_NAME.fullmatch(name)) and name not in RESERVED_SETTINGS
 
 
-def _events(reader: _Reader, servers: int) -> tuple[EventConfig, ...]:
+def droplet_memory_mb(size: str) -> int | None:
+    """The memory a droplet size's slug names (``s-1vcpu-1gb`` -> 1024), if it names one."""
+    found = DROPLET_MEMORY.search(size)
+    if found is None:
+        return None
+    amount, unit = found.groups()
+    return int(amount) * (1024 if unit == "gb" else 1)
+
+
+def default_memory_limit_mb(server_memory_mb: int) -> int:
+    """A quarter of the server, from 256 MB to 1 GB: room for a busy site's peaks, while one
+    that leaks is stopped before it takes the memory the other events hold."""
+    return min(1024, max(256, server_memory_mb // 4))
+
+
+def _server_memory(reader: _Reader, target: str, droplet_size: str) -> int:
+    """``serverMemoryMb``, or what ``dropletSize`` names (digitalocean), or 1024 (existing)."""
+    default = DEFAULT_SERVER_MEMORY_MB
+    if target == "digitalocean" and reader.config.get("serverMemoryMb") is None:
+        from_size = droplet_memory_mb(droplet_size)
+        if from_size is None:
+            reader.problem(
+                "dropletSize",
+                droplet_size,
+                "its memory is not in its name: also set serverMemoryMb to the droplet's memory"
+                " in megabytes",
+            )
+        else:
+            default = from_size
+    return reader.integer("serverMemoryMb", default, 512, MAX_MEMORY_MB)
+
+
+def _memory_mb(reader: _Reader, key: str, value: Any, default: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        reader.problem(key, value, "set a whole number of megabytes")
+        return default
+    if not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
+        reader.problem(key, value, f"set from {MIN_MEMORY_MB} to {MAX_MEMORY_MB} megabytes")
+        return default
+    return value
+
+
+def _events(reader: _Reader, servers: int, server_memory_mb: int) -> tuple[EventConfig, ...]:
     raw = reader.json_value("events", None, list, "a list of event objects")
     if raw is None:
         if reader.config.get("events") is None:
@@ -493,6 +562,23 @@ def _events(reader: _Reader, servers: int) -> tuple[EventConfig, ...]:
                 f"set a whole number of megabytes from 1 to {MAX_UPLOAD_LIMIT_MB}",
             )
             upload_limit = DEFAULT_UPLOAD_LIMIT_MB
+        reservation = _memory_mb(
+            reader,
+            f"{key}.memoryReservationMb",
+            item.get("memoryReservationMb", DEFAULT_MEMORY_RESERVATION_MB),
+            DEFAULT_MEMORY_RESERVATION_MB,
+        )
+        default_limit = default_memory_limit_mb(server_memory_mb)
+        limit = _memory_mb(
+            reader, f"{key}.memoryLimitMb", item.get("memoryLimitMb", default_limit), default_limit
+        )
+        if limit < reservation:
+            reader.problem(
+                f"{key}.memoryLimitMb",
+                limit,
+                f"set at least its memoryReservationMb ({reservation}), or lower that",
+            )
+            limit = reservation
         drop = item.get("dropDatabaseOnDelete", False)
         if not isinstance(drop, bool):
             reader.problem(f"{key}.dropDatabaseOnDelete", drop, "set true or false")
@@ -517,10 +603,35 @@ def _events(reader: _Reader, servers: int) -> tuple[EventConfig, ...]:
                 drop_database_on_delete=drop,
                 settings=MappingProxyType({k: str(v) for k, v in settings.items()}),
                 upload_limit_mb=upload_limit,
+                memory_reservation_mb=reservation,
+                memory_limit_mb=limit,
             )
         )
     _check_events_together(reader, events)
+    _check_memory(reader, events, server_memory_mb)
     return tuple(events)
+
+
+def memory_needed_mb(events: list[EventConfig] | tuple[EventConfig, ...]) -> int:
+    """What the manager needs for ``events``: the host's own share, every event's reservation
+    (each has a task there), and room for the one with the most between its reservation and its
+    limit to reach its limit (a busy or leaking site) without the kernel killing another."""
+    headroom = max((e.memory_limit_mb - e.memory_reservation_mb for e in events), default=0)
+    return HOST_MEMORY_MB + sum(e.memory_reservation_mb for e in events) + headroom
+
+
+def _check_memory(reader: _Reader, events: list[EventConfig], server_memory_mb: int) -> None:
+    needed = memory_needed_mb(events)
+    if needed > server_memory_mb:
+        reservations = sum(e.memory_reservation_mb for e in events)
+        reader.problems.append(
+            f"events: {len(events)} events need {needed} MB on the server, which has"
+            f" {server_memory_mb} MB ({HOST_MEMORY_MB} MB for the host, {reservations} MB of"
+            " events[*].memoryReservationMb, and the largest memoryLimitMb above its"
+            f" reservation, {needed - HOST_MEMORY_MB - reservations} MB): remove an event, lower"
+            " events[*].memoryReservationMb or memoryLimitMb, or give the server more memory"
+            " (dropletSize, e.g. s-1vcpu-2gb; serverMemoryMb for an existing server)"
+        )
 
 
 def _event_secrets(
@@ -927,11 +1038,13 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     base_image = reader.text("baseImage", "python:3.13-slim")
 
     workers = _workers(reader, target, advertise_address)
-    events = _events(reader, 1 + workers.count)
+    droplet_size = reader.text("dropletSize", "s-1vcpu-1gb")
+    server_memory_mb = _server_memory(reader, target, droplet_size)
+    events = _events(reader, 1 + workers.count, server_memory_mb)
     stack = StackConfig(
         target=target,
         region=reader.text("region", "fra1"),
-        droplet_size=reader.text("dropletSize", "s-1vcpu-1gb"),
+        droplet_size=droplet_size,
         droplet_image=droplet_image,
         postgres_volume_gb=reader.integer("postgresVolumeGb", DEFAULT_POSTGRES_VOLUME_GB, 0, 16384),
         reserved_ip=reader.boolean("reservedIp", False),
@@ -948,6 +1061,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         registry=registry,
         base_image=base_image,
         swarm_subnet=swarm_subnet,
+        server_memory_mb=server_memory_mb,
         workers=workers,
         events=events,
         event_secrets=_event_secrets(reader, events),

@@ -245,6 +245,8 @@ class EventSite(pulumi.ComponentResource):
                 tls=values[3],
                 secrets=values[2],
                 settings=event.settings,
+                memory_reservation_mb=event.memory_reservation_mb,
+                memory_limit_mb=event.memory_limit_mb,
                 manager_address=values[4],
             )
         )

@@ -19,10 +19,6 @@ import layout
 # The port gunicorn listens on inside the container (the image's PORT default).
 SITE_PORT = 8000
 DB_PORT = 5432
-# Sized for a 1 GB droplet shared by PostgreSQL, Nginx, dockerd and several events: one gunicorn
-# worker with threads stays near 60 MB, so 256 MB is headroom, not a budget.
-MEMORY_LIMIT = "256M"
-MEMORY_RESERVATION = "64M"
 # Where the site keeps uploaded files in its container: the event's media directory of the host
 # (layout.media_dir) is mounted there. SITE_UID is the image's user (app/Dockerfile, USER),
 # which must own that directory to write to it.
@@ -76,6 +72,10 @@ class SiteSpec:
     public_host: str
     tls: bool
     secrets: EventSecrets
+    # Megabytes swarm keeps for each task, and the most it may hold before the kernel stops it
+    # (config.py: sized so that every event fits the server's memory).
+    memory_reservation_mb: int
+    memory_limit_mb: int
     settings: Mapping[str, str] = field(default_factory=dict)
     # The manager's address on the network the nodes share: the workers' tasks reach PostgreSQL
     # there (db_host is the manager's own docker_gwbridge gateway).
@@ -239,8 +239,8 @@ def stack_file(spec: SiteSpec) -> str:
                 "window": "120s",
             },
             "resources": {
-                "limits": {"memory": MEMORY_LIMIT},
-                "reservations": {"memory": MEMORY_RESERVATION},
+                "limits": {"memory": f"{spec.memory_limit_mb}M"},
+                "reservations": {"memory": f"{spec.memory_reservation_mb}M"},
             },
             "labels": {"django-swarm.event": spec.event},
         },

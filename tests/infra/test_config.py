@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from conftest import UserConfig, openssh_public_key_line
@@ -231,6 +232,23 @@ RULES = [
         "does not set itself",
     ),
     ({"events": []}, "events", "at least one event"),
+    (
+        {"events": [{"name": "a", "path": "/a", "memoryLimitMb": "256M"}]},
+        "events[0].memoryLimitMb",
+        "whole number of megabytes",
+    ),
+    (
+        {"events": [{"name": "a", "path": "/a", "memoryReservationMb": 8}]},
+        "events[0].memoryReservationMb",
+        "from 32 to 65536",
+    ),
+    (
+        {"events": [{"name": "a", "path": "/a", "memoryReservationMb": 128, "memoryLimitMb": 96}]},
+        "events[0].memoryLimitMb",
+        "at least its memoryReservationMb (128)",
+    ),
+    ({"serverMemoryMb": 256}, "serverMemoryMb", "from 512 to 65536"),
+    ({"dropletSize": "c-2"}, "dropletSize", "also set serverMemoryMb"),
     ({"sshAllowedCidrs": ["10.0.0.0/33"]}, "sshAllowedCidrs[0]", "CIDR"),
     ({"sshAllowedCidrs": ["office"]}, "sshAllowedCidrs[0]", "CIDR"),
     ({"swarmSubnet": "172.20.0.0/28"}, "swarmSubnet", "/24 or larger"),
@@ -502,3 +520,51 @@ def test_workers_are_read_with_their_defaults(existing_config, prod_config):
     assert loaded(prod_config).workers == stack_config.WorkersConfig()
     droplets = loaded(prod_config.with_(workers={"count": 2, "size": "s-2vcpu-2gb"})).workers
     assert droplets == stack_config.WorkersConfig(count=2, size="s-2vcpu-2gb")
+
+
+def events(count: int, **fields: Any) -> list[dict[str, Any]]:
+    return [{"name": f"event{n}", "path": f"/event{n}", **fields} for n in range(1, count + 1)]
+
+
+def test_memory_defaults_come_from_the_droplet_size(prod_config):
+    small = loaded(prod_config.with_(dropletSize="s-1vcpu-1gb"))
+    assert small.server_memory_mb == 1024
+    assert {(e.memory_reservation_mb, e.memory_limit_mb) for e in small.events} == {(64, 256)}
+    large = loaded(prod_config.with_(dropletSize="s-2vcpu-4gb"))
+    assert large.server_memory_mb == 4096
+    assert {e.memory_limit_mb for e in large.events} == {1024}
+    assert stack_config.droplet_memory_mb("s-1vcpu-512mb-10gb") == 512
+    # A slug without its memory, given by serverMemoryMb instead.
+    told = loaded(prod_config.with_(dropletSize="c-2", serverMemoryMb=4096))
+    assert told.server_memory_mb == 4096
+
+
+def test_an_existing_server_counts_as_1_gb_unless_told(existing_config):
+    assert loaded(existing_config).server_memory_mb == 1024
+    told = loaded(existing_config.with_(serverMemoryMb=2048))
+    assert {e.memory_limit_mb for e in told.events} == {512}
+
+
+def test_eight_events_fit_a_1_gb_droplet_and_a_ninth_is_refused_naming_the_keys(prod_config):
+    prod_config = prod_config.with_(dropletSize="s-1vcpu-1gb")
+    eight = loaded(prod_config.with_(events=events(8)))
+    assert stack_config.memory_needed_mb(eight.events) <= 1024
+    (problem,) = problems(prod_config.with_(events=events(9)))
+    assert problem.startswith("events: 9 events need 1088 MB on the server, which has 1024 MB")
+    for key in ("memoryReservationMb", "memoryLimitMb", "dropletSize", "serverMemoryMb"):
+        assert key in problem
+    # Each way out the message names works.
+    # docs/config.md's figures: a 2 GB droplet holds 20.
+    assert loaded(prod_config.with_(events=events(20), dropletSize="s-1vcpu-2gb"))
+    (problem,) = problems(prod_config.with_(events=events(21), dropletSize="s-1vcpu-2gb"))
+    assert problem.startswith("events: 21 events need 2112 MB")
+    assert loaded(prod_config.with_(events=events(9, memoryLimitMb=192)))
+    assert loaded(prod_config.with_(events=events(9, memoryReservationMb=56)))
+
+
+def test_one_event_allowed_a_large_limit_counts_that_headroom_once(existing_config):
+    greedy = [{"name": "big", "path": "/big", "memoryLimitMb": 600}, *events(2)]
+    # 320 for the host + 3 x 64 reserved + 600 - 64 of headroom for the big one.
+    (problem,) = problems(existing_config.with_(events=greedy))
+    assert "need 1048 MB" in problem
+    assert loaded(existing_config.with_(events=greedy[:2]))

@@ -24,9 +24,14 @@ def test_an_unchanged_config_changes_nothing(prod_config):
     assert changed(prod_config.run(), prod_config.run()) == set()
 
 
-def test_droplet_size_changes_only_the_droplet(prod_config):
+def test_droplet_size_changes_the_droplet_and_the_events_memory_limits_only(prod_config):
     before = prod_config.run()
     after = prod_config.with_(dropletSize="s-2vcpu-4gb").run()
+    # Each event's default memory limit is a quarter of the droplet's: its stack rolls.
+    stacks = {f"{e['name']}-stack" for e in prod_config.values["events"]}
+    assert changed(before, after) == {"server-droplet", *stacks}
+    # Sizes with the same memory change only the droplet.
+    after = prod_config.with_(dropletSize="s-2vcpu-2gb").run()
     assert changed(before, after) == {"server-droplet"}
 
 

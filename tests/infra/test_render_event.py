@@ -35,6 +35,8 @@ SPEC = SiteSpec(
         db_password="event1_db_password_ba9876543210",
         admin_password="event1_admin_password_feedbeef0000",
     ),
+    memory_reservation_mb=70,
+    memory_limit_mb=300,
     settings={"GUNICORN_WORKERS": "3"},
     manager_address="10.110.0.2",
 )
@@ -102,7 +104,11 @@ def test_stack_rolls_out_start_first_and_rolls_back_on_failure():
     assert deploy["rollback_config"]["order"] == "start-first"
     restart = deploy["restart_policy"]
     assert restart["delay"] == "5s" and restart["max_attempts"] == 5
-    assert deploy["resources"]["limits"]["memory"] == "256M"
+    # The event's memory, as config gives it, on the manager's task and the workers' alike.
+    for service in ("web", "web-workers"):
+        services = yaml.safe_load(render_event.stack_file(SPEC))["services"]
+        resources = services[service]["deploy"]["resources"]
+        assert resources == {"limits": {"memory": "300M"}, "reservations": {"memory": "70M"}}
 
 
 def test_stack_health_check_probes_the_site_and_logs_rotate():
