@@ -29,6 +29,9 @@ for mount in $SECRET_MOUNTS; do
   secret_args+=(--secret "$mount")
 done
 
+# The snapshot and the job run one event at a time (lib.sh's start slot), which is free again
+# when this step ends.
+take_start_slot
 snapshot_status=0
 timeout "$SNAPSHOT_TIMEOUT" django-swarm-backup pre-migrate "$EVENT" "$RELEASE" || snapshot_status=$?
 if ((snapshot_status == 124)); then

@@ -109,12 +109,15 @@ rolling_back() {
 follow_release() {
   local pointed=$live_port other=$port want
   until [[ -e $follower_stop ]]; do
-    if serves "$other"; then
+    # (A first release has no live port to go back to.)
+    if [[ -n $other ]] && serves "$other"; then
       want=$port
       if rolling_back; then want=$live_port; fi
       if [[ $want == "$other" ]]; then
         point_nginx_at "$other"
         other=$pointed pointed=$want
+        # The new release serves: the next event may start (the old one stops in seconds).
+        release_start_slot
       fi
     fi
     sleep 1
@@ -193,8 +196,10 @@ deploy() {
   done
 }
 
-# A new release beside a live one: Nginx follows whichever serves until the rollout is over.
-if [[ -n $live_port && $port != "$live_port" ]]; then
+# A new release starts (lib.sh's start slot), beside the live one if there is one: Nginx follows
+# whichever serves until the rollout is over, and the slot is free again once the new one serves.
+if [[ $port != "$live_port" ]]; then
+  take_start_slot
   follow_release &
   follower=$!
 fi
@@ -223,9 +228,11 @@ if ((${#failed[@]})); then
     fi
   done
   stop_following
+  release_start_slot
   fail "$reasons" "${failed[@]}"
 fi
 stop_following
+release_start_slot
 if ((status == 124)); then
   fail "the service did not converge within ${DEPLOY_TIMEOUT}s"
 elif ((status != 0)); then

@@ -148,3 +148,28 @@ release_step() {
   fi
   rm -f "$file"
 }
+
+# A site's start (its migration job, with the snapshot before it, and a new release until it
+# serves) briefly holds about twice a running site's memory. Started all at once, the events of
+# a 1 GB server would need more than it has (eight of them thrashed its memory for minutes), so
+# they start one at a time. take_start_slot waits for the server's one start slot (a lock file
+# under /run/lock: a reboot frees it), its descriptor in $start_slot; the slot is free again at
+# release_start_slot or when the process and its children end.
+START_SLOT_WAIT_SECONDS=1800
+take_start_slot() {
+  exec {start_slot}>/run/lock/django-swarm-start.lock
+  flock -n "$start_slot" && return 0
+  log "Waiting for another event's start to finish (one at a time on this server)"
+  if ! flock --timeout "$START_SLOT_WAIT_SECONDS" "$start_slot"; then
+    log "The start slot did not come free within ${START_SLOT_WAIT_SECONDS}s: another step has been starting a site that long"
+    return 1
+  fi
+}
+
+release_start_slot() {
+  if [[ -n ${start_slot:-} ]]; then
+    flock -u "$start_slot"
+    exec {start_slot}>&-
+    start_slot=''
+  fi
+}

@@ -3,6 +3,7 @@ shell once rendered, and lib.sh's helpers behaving as the scripts rely on."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -493,16 +494,58 @@ def test_nginx_leaves_a_task_before_swarm_stops_it(tmp_path, outcome, stops, liv
     assert "Nginx sends event1's requests to port 8001" in result.stderr
 
 
-def migrate_program(snapshot_timeout: int) -> str:
-    """event_migrate.sh for event1, its migrations bounded by 30 s."""
+def migrate_program(snapshot_timeout: int, event: str = "event1") -> str:
+    """event_migrate.sh for ``event``, its migrations bounded by 30 s."""
     return render_script(
         "event_migrate.sh",
         {
-            "EVENT": "event1", "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
-            "NETWORK": "event1_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
+            "EVENT": event, "IMAGE": "registry/site@sha256:1", "RELEASE": "0123456789ab",
+            "NETWORK": f"{event}_default", "ENV_FILE_TEXT": "A=1\n", "SECRET_MOUNTS": "s1",
             "MIGRATE_TIMEOUT": 30, "SNAPSHOT_TIMEOUT": snapshot_timeout,
         },
     )  # fmt: skip
+
+
+def start_migrate_step(bin_dir: Path, event: str) -> subprocess.Popen:
+    """event_migrate.sh for ``event`` against the stand-ins in ``bin_dir``, started."""
+    program = migrate_program(30, event)
+    step = subprocess.Popen(
+        ["bash", "-c", render_loader(f"{event}-migrate", "event_migrate.sh", program, "create")],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    step.stdin.write(render_stdin(program, None))
+    step.stdin.close()
+    return step
+
+
+def test_events_run_their_migrate_steps_one_at_a_time(tmp_path):
+    """Two events' migrate steps started together: the second one's snapshot begins once the
+    first step ended; while a start holds the server's slot, a step waits and says so."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "log"
+    bodies = {
+        "docker": "exit 0",
+        # The snapshot: A when it begins, B when it ends; it "fails", so no migration follows.
+        "django-swarm-backup": f"echo A >>{log}; sleep 1; echo B >>{log}; exit 1",
+    }
+    fake_commands(bin_dir, {n: f"#!/usr/bin/env bash\n{body}\n" for n, body in bodies.items()})
+    steps = [start_migrate_step(bin_dir, event) for event in ("slot1", "slot2")]
+    for step in steps:
+        assert step.wait(timeout=30) == 1
+    assert log.read_text().split() == ["A", "B", "A", "B"]
+
+    log.unlink()
+    with open("/run/lock/django-swarm-start.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = start_migrate_step(bin_dir, "slot3")
+        time.sleep(2)
+        assert not log.exists() and waiting.poll() is None
+        fcntl.flock(held, fcntl.LOCK_UN)
+        assert waiting.wait(timeout=30) == 1
+    assert "Waiting for another event's start to finish" in waiting.stderr.read()
+    assert log.read_text().split() == ["A", "B"]
 
 
 @pytest.mark.parametrize(
