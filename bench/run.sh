@@ -76,7 +76,7 @@ done
 docker run --rm --network host -v "$work/secrets:/run/secrets:ro" "${site_env[@]}" "$IMAGE" \
   python manage.py migrate_locked --verbosity 0
 
-log "gunicorn in $IMAGE (gunicorn.conf.py: ${GUNICORN_WORKER_CLASS:-gthread}, workers=${GUNICORN_WORKERS:-1}, threads=${GUNICORN_THREADS:-4}) on 127.0.0.1:${app_port}"
+log "gunicorn in $IMAGE (gunicorn.conf.py: ${GUNICORN_WORKER_CLASS:-gthread}, workers=${GUNICORN_WORKERS:-1}, threads=${GUNICORN_THREADS:-2}) on 127.0.0.1:${app_port}"
 container=$(docker run -d --network host -v "$work/secrets:/run/secrets:ro" "${site_env[@]}" \
   "$IMAGE" gunicorn --config /app/gunicorn.conf.py --bind "127.0.0.1:${app_port}")
 # gunicorn's master is the container's first process; its host PID is what /proc knows.
@@ -157,7 +157,7 @@ EOF
 # The ceiling: the site's own increment statement straight into PostgreSQL, once with as many
 # clients as wrk has connections (the same load shape), once with as many as the site holds
 # database connections (one per gunicorn thread; more clients on one row mostly wait on its lock).
-app_db_connections=$((${GUNICORN_WORKERS:-1} * ${GUNICORN_THREADS:-4}))
+app_db_connections=$((${GUNICORN_WORKERS:-1} * ${GUNICORN_THREADS:-2}))
 for clients in "$CONNECTIONS" "$app_db_connections"; do
   log "pgbench: the site's increment statement, ${clients} clients, ${DURATION} s"
   "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -n -c "$clients" -j 2 \
