@@ -40,6 +40,13 @@ CAPABILITIES = [
     *("MAC_ADMIN", "MAC_OVERRIDE", "SYS_PACCT", "SYS_TTY_CONFIG", "IPC_OWNER"),
 ]
 
+# The box's own cgroup, from inside it (cgroup v1's memory line, or v2's one line): systemd, PID 1,
+# moved itself into init.scope below it.
+OWN_CGROUP = (
+    'awk -F: \'$2 == "memory" || $2 == "" {sub("/init\\\\.scope$", "", $3); print $3; exit}\''
+    " /proc/1/cgroup"
+)
+
 
 def docker(*args: str, input_: str | None = None, check: bool = True) -> str:
     """Run the machine's docker CLI; a failure raises with its output."""
@@ -179,12 +186,16 @@ class Box:
         hostname: str = "rehearsal-box",
         name: str | None = None,
         ports: tuple[int, int, int] | None = None,
+        memory: str | None = None,
     ):
         """``ports``: SSH, HTTP and the registry's on 127.0.0.1 (by default free ones). The
-        private key is ``workdir/id_ed25519``, made there if it is not there yet."""
+        private key is ``workdir/id_ed25519``, made there if it is not there yet. ``memory``
+        (like ``1g``): the box's whole memory, every process of it and of its containers, with no
+        swap (a droplet has none)."""
         self.name = name or f"rehearsal-box-{uuid.uuid4().hex[:8]}"
         self.network, self.address, self.hostname = network, address, hostname
         self.manager = key_of
+        self.memory = memory
         self.volume = f"{self.name}-docker"
         self.workdir = workdir
         self.registry_user = registry_user
@@ -231,9 +242,10 @@ class Box:
         registry = (
             [] if self.manager else ["-p", f"127.0.0.1:{self.registry_port}:{self.registry_port}"]
         )
+        memory = ["--memory", self.memory, "--memory-swap", self.memory] if self.memory else []
         docker(
             "run", "-d", "--name", self.name, "--hostname", self.hostname,
-            *caps, *network,
+            *caps, *network, *memory,
             "--security-opt", "seccomp=unconfined",
             "--security-opt", "apparmor=unconfined",
             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -256,6 +268,8 @@ class Box:
             "&& chmod 600 /root/.ssh/authorized_keys",
             input_=self.public_key + "\n",
         )
+        if self.memory:
+            self._contain_containers()
         if self.manager:
             self._forward_registry()
             return
@@ -269,6 +283,37 @@ class Box:
             f"sed -i 's/^  addr: .*/  addr: :{self.registry_port}/' /etc/docker/registry/config.yml"
             " && systemctl restart docker-registry"
         )
+        if self.memory:
+            # The registry stands in for the remote one (GHCR) a droplet pulls from: neither it
+            # nor the image layers it writes and reads count against the box's memory.
+            self.exec(
+                "echo $(systemctl show -p MainPID --value docker-registry)"
+                f' >"$(dirname {self.memory_cgroup})/cgroup.procs"'
+            )
+
+    def _contain_containers(self) -> None:
+        """Keep the containers of the box's own Docker within the box's memory.
+
+        The box shares this machine's cgroup tree (``--cgroupns=host``), and a Docker engine that
+        uses cgroupfs (on cgroup v1) puts each container in ``/docker/<id>`` of that tree: beside
+        the box, out of its limit. On a droplet, Docker uses systemd's cgroups (cgroup v2), under
+        the machine. So the box's engine, once the program installs it, makes them under the
+        box's own cgroup (test box only, like the drop-in of box.Dockerfile).
+        """
+        self.exec(
+            f"box=$({OWN_CGROUP})"
+            ' && install -d /etc/docker && printf \'{"cgroup-parent": "%s/docker"}\\n\' "$box"'
+            " >/etc/docker/daemon.json"
+        )
+
+    @property
+    def memory_cgroup(self) -> str:
+        """The box's memory cgroup directory (cgroup v1 or v2), as seen from inside it."""
+        return self.exec(
+            f"path=$({OWN_CGROUP})"
+            ' && if [ -d /sys/fs/cgroup/memory ]; then echo "/sys/fs/cgroup/memory$path";'
+            ' else echo "/sys/fs/cgroup$path"; fi'
+        ).strip()
 
     def _forward_registry(self) -> None:
         """127.0.0.1:<port> forwarded to the manager box's registry (systemd's own proxy)."""

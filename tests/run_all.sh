@@ -39,9 +39,9 @@ log "Test plugins' conformance (the real pulumi engine, tests/plugins)"
 pytest tests/plugins
 
 log "Rehearsal (Debian 13 boxes, the program through the real pulumi engine)"
-# Its two stories (test_story.py on one box, test_workers.py on three) wait on converges and
-# rollouts far more than they compute: one process each (pytest-xdist, a module per process)
-# takes the phase from the sum of the two to the longer one. The slowest tests' times, so that
+# Its three stories (test_story.py on one box, test_workers.py on three, test_density.py on one
+# of 1 GiB) wait on converges and rollouts far more than they compute: two processes
+# (pytest-xdist, a module per process at a time) take the phase from the sum to about the longest. The slowest tests' times, so that
 # the rehearsal's growth shows story by story.
 pytest -n 2 --dist loadfile --durations=12 tests/rehearsal
 

@@ -1,6 +1,6 @@
 """Fixtures of the rehearsal: the box images, one box per test module, and the figures summary.
 
-run_all.sh runs the two stories in two processes (pytest-xdist, ``--dist loadfile``); the
+run_all.sh runs the three stories in two processes (pytest-xdist, ``--dist loadfile``); the
 hooks below also work in one process, as a plain ``pytest tests/rehearsal`` runs them."""
 
 import fcntl

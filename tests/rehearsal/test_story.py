@@ -39,7 +39,7 @@ import remote_script
 from local.box import Box, docker
 from remote_script import render_script
 from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineRunError
-from tests.rehearsal import figures
+from tests.rehearsal import figures, memory
 from tests.rehearsal.browser import chromium
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
@@ -932,62 +932,23 @@ def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story
     assert story.hits("/event1/") == counts["/event1/"] + 3
 
 
-# Every process of the box: "<pid> <comm> <Pss kB>" (the kernel's proportional set size: a page
-# shared by n processes counts 1/n in each, so the sum over processes is the memory they use).
-PSS_LISTING = r"""
-for dir in /proc/[0-9]*; do
-  pss=$(awk '/^Pss:/ {print $2}' "$dir/smaps_rollup" 2>/dev/null) || continue
-  comm=$(tr -d ' ' <"$dir/comm" 2>/dev/null) || continue
-  printf '%s %s %s\n' "${dir#/proc/}" "${comm:-?}" "${pss:-0}"
-done
-"""
-# The box's registry (Debian's docker-registry) stands in for the remote one (GHCR) a droplet pulls
-# from: not part of the host's share.
-NOT_ON_A_DROPLET = frozenset({"docker-registry"})
-
-
 def test_memory_figures(story):
     """PSS per event (every process of its containers) and the host's share (every other
     process), after the story's thousands of visits, and what they leave room for on 1 GB."""
-    box = story.box
-    processes = {}
-    for line in box.check(PSS_LISTING).splitlines():
-        pid, comm, pss_kb = line.split()
-        processes[int(pid)] = (comm, int(pss_kb))
-    per_event = []
-    in_events: set[int] = set()
-    for event in ("event1", "event2"):
-        for container in story.containers(event):
-            pids = {
-                int(pid) for pid in box.check(f"docker top {container} -o pid | tail -n +2").split()
-            }
-            in_events |= pids
-            per_event.append(sum(processes[pid][1] for pid in pids if pid in processes) / 1024)
-    assert per_event and all(mb > 10 for mb in per_event)
-    by_name: dict[str, float] = {}
-    for pid, (comm, pss_kb) in processes.items():
-        if pid not in in_events:
-            by_name[comm] = by_name.get(comm, 0) + pss_kb / 1024
-    assert by_name.keys() >= NOT_ON_A_DROPLET  # the name is right: something was left out
+    measured = memory.measure(
+        story.box, {event: story.containers(event) for event in ("event1", "event2")}
+    )
+    per_event = list(measured.per_event.values())
+    assert len(per_event) == 2 and all(mb > 10 for mb in per_event)
     figures.record(
         "PSS per event (its containers' processes)", ", ".join(f"{mb:.0f} MB" for mb in per_event)
     )
-    on_host = {comm: mb for comm, mb in by_name.items() if comm not in NOT_ON_A_DROPLET}
-    biggest = sorted(on_host.items(), key=lambda item: -item[1])[:6]
-    host = sum(on_host.values())
-    figures.record(
-        "PSS of the host (every other process)",
-        f"{host:.0f} MB: "
-        + ", ".join(f"{comm} {mb:.0f}" for comm, mb in biggest)
-        + " (the box's registry, left out: "
-        + ", ".join(f"{comm} {by_name[comm]:.0f}" for comm in sorted(NOT_ON_A_DROPLET))
-        + ")",
-    )
+    figures.record("PSS of the host (every other process)", measured.host_line())
     # A 1 GB droplet: ~150 MB go to the kernel and page cache before any process.
-    fits = int((1024 - 150 - host) // max(per_event))
+    fits = int((1024 - 150 - measured.host_total) // max(per_event))
     figures.record(
         "events on a 1 GB droplet",
-        f"{fits} (1024 MB - 150 MB kernel/cache - {host:.0f} MB host,"
+        f"{fits} (1024 MB - 150 MB kernel/cache - {measured.host_total:.0f} MB host,"
         f" / {max(per_event):.0f} MB per event)",
     )
     assert fits >= 1

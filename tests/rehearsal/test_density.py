@@ -1,0 +1,179 @@
+"""The rehearsal of density: eight events on one box of the cheapest droplet's memory, deployed
+by the real engine (one stack of the project, ``ProgramStack``, as in ``test_story``).
+
+The box has 1 GiB of memory and no swap, as an ``s-1vcpu-1gb`` droplet: every process of it and
+of its containers counts against that (``Box(memory=...)``). Stories in order: the first converge
+of eight events, 200 concurrent visits to each of them at once with exact counts, no process
+killed for memory (the box's cgroup and the kernel's log), what the host and the events hold
+against what the program counts for them, and a ninth event refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+
+import config
+from local.box import Box, docker
+from tests.engine import EngineRunError
+from tests.rehearsal import figures, memory
+from tests.rehearsal.conftest import REGISTRY_USER, existing_target
+from tests.rehearsal.program import Converge, ProgramStack
+
+SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
+# An s-1vcpu-1gb droplet's memory; it has no swap.
+DROPLET_MEMORY = "1g"
+EVENTS = [{"name": f"event{n}", "path": f"/event{n}"} for n in range(1, 9)]
+VISITS = 200
+
+
+@dataclass
+class Crowd:
+    box: Box
+    stack: ProgramStack
+    base_image: str = "django-swarm/python-base:trixie"
+    events: list[dict[str, Any]] = field(default_factory=lambda: [dict(e) for e in EVENTS])
+    converges: list[Converge] = field(default_factory=list)
+
+    def converge(self) -> Converge:
+        result = self.stack.converge(
+            existing_target(self.box, self.base_image, self.events), SECRET_KEYS
+        )
+        self.converges.append(result)
+        return result
+
+    def containers(self, event: str) -> list[str]:
+        return self.box.check(
+            f"docker ps -q --filter label=com.docker.swarm.service.name={event}_web"
+        ).split()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.box.http_port}{path}"
+
+    def oom_kills(self) -> int:
+        """Processes the kernel killed for memory in the box or its containers (the cgroup's
+        counter counts its descendants too)."""
+        cgroup = self.box.memory_cgroup
+        text = self.box.exec(
+            f"cat {cgroup}/memory.events 2>/dev/null || cat {cgroup}/memory.oom_control"
+        )
+        return int(re.search(r"^oom_kill (\d+)$", text, re.M).group(1))
+
+
+@pytest.fixture(scope="module")
+def crowd(box_images, registry_password, tmp_path_factory, engine_home) -> Iterator[Crowd]:
+    workdir = tmp_path_factory.mktemp("rehearsal-density")
+    workdir.chmod(0o700)
+    box = Box(workdir, REGISTRY_USER, registry_password, memory=DROPLET_MEMORY)
+    stack = ProgramStack(engine_home, "density")
+    try:
+        box.start()
+        yield Crowd(box, stack)
+    finally:
+        stack.remove()
+        box.remove()
+
+
+def test_1_eight_events_converge_on_a_1_gib_box(crowd):
+    result = crowd.converge()
+    figures.record("1 GiB box: first converge (8 events)", f"{result.seconds:.0f} s")
+    # The box's containers live within its memory (not beside it, as the outer engine's are).
+    cgroup = crowd.box.memory_cgroup
+    (task,) = crowd.containers("event1")
+    pid = crowd.box.check(f"docker inspect -f '{{{{.State.Pid}}}}' {task}").strip()
+    lines = crowd.box.check(f"cat /proc/{pid}/cgroup").splitlines()
+    # cgroup v1's memory hierarchy, or v2's one line.
+    path = ([line for line in lines if line.split(":")[1] == "memory"] or lines)[0].split(":")[2]
+    assert any(f"{root}{path}".startswith(f"{cgroup}/")
+               for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")), (cgroup, path)  # fmt: skip
+    for event in crowd.events:
+        answer = requests.get(crowd.url(f"{event['path']}/"), timeout=10)
+        assert answer.status_code == 200, (event["name"], answer.status_code, answer.text[:300])
+
+
+def test_2_every_event_answers_200_concurrent_visits_at_once_with_exact_counts(crowd):
+    before = {e["name"]: requests.get(crowd.url(f"{e['path']}/"), timeout=10).json()["hits"]
+              for e in crowd.events}  # fmt: skip
+    start = threading.Barrier(len(crowd.events) * VISITS)
+
+    def visit(path: str) -> tuple[int, int | None]:
+        start.wait()
+        try:
+            answer = requests.get(crowd.url(f"{path}/"), timeout=120)
+        except requests.ConnectionError:
+            return 0, None
+        return answer.status_code, answer.json()["hits"] if answer.status_code == 200 else None
+
+    with ThreadPoolExecutor(len(crowd.events) * VISITS) as pool:
+        futures = {
+            e["name"]: [pool.submit(visit, e["path"]) for _ in range(VISITS)] for e in crowd.events
+        }
+        answers = {name: [f.result() for f in each] for name, each in futures.items()}
+    nginx_errors = crowd.box.check("tail -n 5 /var/log/nginx/error.log")
+    for event in crowd.events:
+        name = event["name"]
+        statuses = [status for status, _ in answers[name]]
+        assert statuses == [200] * VISITS, (name, sorted(set(statuses)), nginx_errors)
+        counts = sorted(hits for _, hits in answers[name])
+        assert counts == list(range(before[name] + 1, before[name] + VISITS + 1)), name
+    figures.record(
+        "1 GiB box: 8 events x 200 concurrent visits", f"{len(crowd.events) * VISITS} answered"
+    )
+
+
+def test_3_no_process_was_killed_for_memory(crowd):
+    kills = crowd.oom_kills()
+    # The kernel names the cgroup of every process it kills for memory: the box's is its id.
+    box_id = docker("inspect", "-f", "{{.Id}}", crowd.box.name).strip()
+    logged = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+    killed = [line for line in logged.splitlines() if "oom" in line.lower() and box_id in line]
+    figures.record("1 GiB box: processes killed for memory", str(kills))
+    assert (kills, killed) == (0, [])
+
+
+def test_4_what_the_events_and_the_host_hold_fits_what_the_program_counts(crowd):
+    """PSS after the visits (memory.measure), against the config's rule (config.memory_needed_mb):
+    the host's share and the events' PSS stay within the host's part and the reservations, which
+    is what leaves one event room to reach its limit."""
+    measured = memory.measure(
+        crowd.box, {e["name"]: crowd.containers(e["name"]) for e in crowd.events}
+    )
+    per_event = measured.per_event.values()
+    assert len(per_event) == len(crowd.events) and all(mb > 10 for mb in per_event)
+    figures.record(
+        "1 GiB box: PSS per event",
+        f"{min(per_event):.0f} to {max(per_event):.0f} MB, {sum(per_event):.0f} MB in all",
+    )
+    figures.record("1 GiB box: PSS of the host", measured.host_line())
+    reserved = config.HOST_MEMORY_MB + len(crowd.events) * config.DEFAULT_MEMORY_RESERVATION_MB
+    used = measured.host_total + sum(per_event)
+    figures.record(
+        "1 GiB box: held / counted by the program",
+        f"{used:.0f} MB / {reserved} MB (host {config.HOST_MEMORY_MB} + 8 x"
+        f" {config.DEFAULT_MEMORY_RESERVATION_MB} reserved)",
+    )
+    assert used <= reserved
+
+
+def test_5_a_ninth_event_is_refused_before_anything_runs_naming_the_keys(crowd):
+    before = crowd.stack.program_resources()
+    crowd.events.append({"name": "event9", "path": "/event9"})
+    try:
+        with pytest.raises(EngineRunError) as refused:
+            crowd.converge()
+    finally:
+        crowd.events.pop()
+    message = refused.value.text
+    assert "events: 9 events need" in message and "which has 1024 MB" in message, message
+    for key in ("memoryReservationMb", "memoryLimitMb", "serverMemoryMb"):
+        assert key in message
+    assert crowd.stack.program_resources() == before
+    assert requests.get(crowd.url("/event9/"), timeout=10).status_code == 404
