@@ -10,6 +10,7 @@ pushes from this machine, the box's Docker pulls with ``--with-registry-auth``.
 
 from __future__ import annotations
 
+import functools
 import io
 import socket
 import subprocess
@@ -306,7 +307,7 @@ class Box:
             " >/etc/docker/daemon.json"
         )
 
-    @property
+    @functools.cached_property
     def memory_cgroup(self) -> str:
         """The box's memory cgroup directory (cgroup v1 or v2), as seen from inside it."""
         return self.exec(

@@ -44,6 +44,13 @@ def existing_target(box: Box, base_image: str, events: list[dict[str, Any]]) -> 
     }
 
 
+def task_containers(box: Box, event: str) -> list[str]:
+    """The ids of the running task containers of an event's web service on ``box``."""
+    return box.check(
+        f"docker ps -q --no-trunc --filter label=com.docker.swarm.service.name={event}_web"
+    ).split()
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.rehearsal)

@@ -41,7 +41,8 @@ from remote_script import render_script
 from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineRunError
 from tests.rehearsal import figures, memory
 from tests.rehearsal.browser import chromium
-from tests.rehearsal.conftest import REGISTRY_USER, existing_target
+from tests.rehearsal.conftest import REGISTRY_USER, existing_target, task_containers
+from tests.rehearsal.load import SteadyLoad
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.s3 import S3Server
@@ -160,9 +161,11 @@ class Story:
         ``docker ps`` shows a digest-pinned image by its name only; the container's own config
         keeps the reference swarm started it from.
         """
+        ids = task_containers(self.box, event)
+        if not ids:
+            return {}
         out = self.box.check(
-            f"ids=$(docker ps -q --filter label=com.docker.swarm.service.name={event}_web); "
-            "if [ -n \"$ids\" ]; then docker inspect --format '{{.Id}} {{.Config.Image}}' $ids; fi"
+            f"docker inspect --format '{{{{.Id}}}} {{{{.Config.Image}}}}' {' '.join(ids)}"
         )
         return dict(line.split() for line in out.splitlines())
 
@@ -633,70 +636,6 @@ def published_port(box: Box, event: str) -> int:
             + layout.service_name(event)
         )
     )
-
-
-class SteadyLoad(threading.Thread):
-    """Back-to-back requests until stopped, counting what failed: a visit (GET) on each of
-    ``paths``, and a form submission (POST) on each of ``posts``. A POST carries no CSRF token,
-    so the site itself refuses it with its own 403 page: that answer proves it reached a task
-    (Nginx's own failures are 502 to 504)."""
-
-    def __init__(self, story: Story, paths: list[str], posts: tuple[str, ...] = ()):
-        super().__init__(daemon=True)
-        self.story, self.paths, self.posts = story, paths, posts
-        self.stopping = threading.Event()
-        self.total = self.failed = 0
-        self.ok_by_path = dict.fromkeys(paths, 0)
-        self.posts_answered = 0
-        # Why each failed request failed, with when (seconds since the start): what a failing
-        # assertion shows.
-        self.failures: list[str] = []
-        self.started = time.monotonic()
-
-    def _answered(self, method: str, path: str) -> bool:
-        try:
-            response = requests.request(
-                method, self.story.url(path), data={"visit": "1"}, timeout=5
-            )
-        except requests.RequestException as error:
-            return self._failed(method, path, type(error).__name__)
-        if method == "POST":
-            if response.status_code == 403 and "CSRF" in response.text:
-                return True
-        elif response.status_code == 200:
-            return True
-        return self._failed(method, path, f"{response.status_code} {response.text[:80]!r}")
-
-    def _failed(self, method: str, path: str, reason: str) -> bool:
-        self.failures.append(f"{time.monotonic() - self.started:.1f}s {method} {path}: {reason}")
-        return False
-
-    def report(self) -> str:
-        """The failures, for an assertion's message: how many, then the first and last few."""
-        shown = (
-            self.failures[:5]
-            + (["..."] if len(self.failures) > 10 else [])
-            + self.failures[max(5, len(self.failures) - 5) :]
-        )
-        return f"{self.failed} of {self.total} requests failed:\n" + "\n".join(shown)
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            for method, path in [("GET", p) for p in self.paths] + [
-                ("POST", p) for p in self.posts
-            ]:
-                self.total += 1
-                if not self._answered(method, path):
-                    self.failed += 1
-                elif method == "GET":
-                    self.ok_by_path[path] += 1
-                else:
-                    self.posts_answered += 1
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join()
 
 
 def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving(story):

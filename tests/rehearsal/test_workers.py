@@ -28,9 +28,10 @@ from local.box import Box, BoxNetwork, docker
 from tests.engine import REPO_ROOT, EngineRunError
 from tests.rehearsal import figures
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target
+from tests.rehearsal.load import SteadyLoad
 from tests.rehearsal.program import Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
-from tests.rehearsal.test_story import NEXT_BASE_IMAGE, SteadyLoad
+from tests.rehearsal.test_story import NEXT_BASE_IMAGE
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
 MANAGER = "rehearsal-manager"
