@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import UserConfig, openssh_public_key_line
+from conftest import REPO_ROOT, UserConfig, openssh_public_key_line
 
 import config as stack_config
 from config import ConfigError
@@ -560,6 +560,40 @@ def test_eight_events_fit_a_1_gb_droplet_and_a_ninth_is_refused_naming_the_keys(
     assert problem.startswith("events: 21 events need 2112 MB")
     assert loaded(prod_config.with_(events=events(9, memoryLimitMb=192)))
     assert loaded(prod_config.with_(events=events(9, memoryReservationMb=56)))
+
+
+# A row of docs/config.md's table of what each droplet size holds:
+# "| `slug`, ... | memory | limit | events |", events being a number or "none", then maybe
+# "; N with `memoryLimitMb: M`".
+SIZE_ROW = re.compile(
+    r"^\| (?P<slugs>`[^|]+`) \| [^|]+ \| (?P<limit>\d+) \| (?P<events>none|\d+)"
+    r"(?:; (?P<other>\d+) with `memoryLimitMb: (?P<other_limit>\d+)`)? \|$",
+    re.M,
+)
+
+
+def test_the_droplet_sizes_table_of_docs_config_md_is_what_the_program_allows(prod_config):
+    rows = list(SIZE_ROW.finditer((REPO_ROOT / "docs" / "config.md").read_text()))
+    assert len(rows) >= 4
+    for row in rows:
+        for slug in re.findall(r"`([^`]+)`", row["slugs"]):
+            sized = prod_config.with_(dropletSize=slug)
+            holds = 0 if row["events"] == "none" else int(row["events"])
+            ways = [({}, holds)]
+            if row["other"]:
+                ways.append(({"memoryLimitMb": int(row["other_limit"])}, int(row["other"])))
+            for fields, count in ways:
+                # Ports given: a hundred events' default ports (hashes of their names) collide.
+                many = [
+                    {**e, "port": 20000 + 2 * n} for n, e in enumerate(events(count + 1, **fields))
+                ]
+                if count:
+                    config = loaded(sized.with_(events=many[:count]))
+                    assert {e.memory_limit_mb for e in config.events} == {
+                        int(fields.get("memoryLimitMb", row["limit"]))
+                    }, slug
+                (problem,) = problems(sized.with_(events=many))
+                assert f"events: {count + 1} events need" in problem, (slug, problem)
 
 
 def test_one_event_allowed_a_large_limit_counts_that_headroom_once(existing_config):
