@@ -483,12 +483,15 @@ def _server_memory(reader: _Reader, target: str, droplet_size: str) -> int:
     return reader.integer("serverMemoryMb", default, 512, MAX_MEMORY_MB)
 
 
-def _memory_mb(reader: _Reader, key: str, value: Any, default: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        reader.problem(key, value, "set a whole number of megabytes")
-        return default
-    if not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
-        reader.problem(key, value, f"set from {MIN_MEMORY_MB} to {MAX_MEMORY_MB} megabytes")
+def _megabytes(
+    reader: _Reader, key: str, item: dict, name: str, default: int, lowest: int, highest: int
+) -> int:
+    """Event ``key``'s size ``name`` in megabytes, or ``default`` when unset or refused."""
+    value = item.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        reader.problem(
+            f"{key}.{name}", value, f"set a whole number of megabytes from {lowest} to {highest}"
+        )
         return default
     return value
 
@@ -550,27 +553,26 @@ def _events(reader: _Reader, servers: int, server_memory_mb: int) -> tuple[Event
                 f" next one is one of {sorted(HOST_PORTS)} (an event uses both)",
             )
             port = None
-        upload_limit = item.get("uploadLimitMb", DEFAULT_UPLOAD_LIMIT_MB)
-        if (
-            isinstance(upload_limit, bool)
-            or not isinstance(upload_limit, int)
-            or not 1 <= upload_limit <= MAX_UPLOAD_LIMIT_MB
-        ):
-            reader.problem(
-                f"{key}.uploadLimitMb",
-                upload_limit,
-                f"set a whole number of megabytes from 1 to {MAX_UPLOAD_LIMIT_MB}",
-            )
-            upload_limit = DEFAULT_UPLOAD_LIMIT_MB
-        reservation = _memory_mb(
-            reader,
-            f"{key}.memoryReservationMb",
-            item.get("memoryReservationMb", DEFAULT_MEMORY_RESERVATION_MB),
-            DEFAULT_MEMORY_RESERVATION_MB,
+        upload_limit = _megabytes(
+            reader, key, item, "uploadLimitMb", DEFAULT_UPLOAD_LIMIT_MB, 1, MAX_UPLOAD_LIMIT_MB
         )
-        default_limit = default_memory_limit_mb(server_memory_mb)
-        limit = _memory_mb(
-            reader, f"{key}.memoryLimitMb", item.get("memoryLimitMb", default_limit), default_limit
+        reservation = _megabytes(
+            reader,
+            key,
+            item,
+            "memoryReservationMb",
+            DEFAULT_MEMORY_RESERVATION_MB,
+            MIN_MEMORY_MB,
+            MAX_MEMORY_MB,
+        )
+        limit = _megabytes(
+            reader,
+            key,
+            item,
+            "memoryLimitMb",
+            default_memory_limit_mb(server_memory_mb),
+            MIN_MEMORY_MB,
+            MAX_MEMORY_MB,
         )
         if limit < reservation:
             reader.problem(
