@@ -116,9 +116,13 @@ follow_release() {
       if [[ $want == "$other" ]]; then
         point_nginx_at "$other"
         other=$pointed pointed=$want
-        # The new release serves: the next event may start (the old one stops in seconds).
-        release_start_slot
       fi
+    fi
+    # The next event may start once the new release serves and the old one has stopped: until
+    # then this event holds two releases' memory. (Freeing the slot as soon as the new one
+    # served let three events overlap on a 1 GB server.)
+    if [[ $pointed == "$port" ]] && { [[ -z $other ]] || ! serves "$other"; }; then
+      release_start_slot
     fi
     sleep 1
   done

@@ -316,7 +316,9 @@ def test_event_media_directory_belongs_to_the_site_user(tmp_path):
 # serves.<port>), and swarm's stopping of the old task waits (up to 10 s) until Nginx's servers
 # name the new port; "follow-crash" then rolls back, the old release answering on its port again,
 # and the new task is stopped once Nginx's servers name the live port. What Nginx's servers said
-# when a task stopped goes into calls.
+# when a task stopped goes into calls. "follow-drain": as "follow", the old task answering on the
+# live port until 2 s after Nginx left it; whether the server's start slot was free while it
+# drained, and once it stopped, goes into calls.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 set -euo pipefail
 state=$FAKE_STATE
@@ -326,6 +328,9 @@ stopping() {
   for _ in $(seq 50); do grep -q ":$2;" "$FAKE_SERVERS" && break; sleep 0.2; done
   echo "$1 stopped while Nginx used $(grep -o ':[0-9]*;' "$FAKE_SERVERS" | tr -d ':;')" \
     >>"$state/calls"
+}
+slot() {
+  if flock -n /run/lock/django-swarm-start.lock true; then echo free; else echo held; fi
 }
 case "$1 $2" in
   "stack deploy")
@@ -337,6 +342,15 @@ case "$1 $2" in
       s=$state/${services[i]}
       date +%s%N >"$s.StartedAt"
       case ${outcomes[i]} in
+        follow-drain)
+          touch "$state/serves.8000" "$state/serves.$DJANGO_SWARM_PORT"
+          stopping "old task" "$DJANGO_SWARM_PORT"
+          sleep 2
+          echo "slot while the old task drains: $(slot)" >>"$state/calls"
+          rm "$state/serves.8000"
+          sleep 3
+          echo "slot once it stopped: $(slot)" >>"$state/calls"
+          echo completed >"$s.State" ;;
         follow | follow-crash)
           echo updating >"$s.State"
           touch "$state/serves.$DJANGO_SWARM_PORT"
@@ -492,6 +506,19 @@ def test_nginx_leaves_a_task_before_swarm_stops_it(tmp_path, outcome, stops, liv
     for name in ("servers.conf", "manager-servers.conf"):
         assert (tmp_path / name).read_text() == f"server 172.20.0.1:{live};\n"
     assert "Nginx sends event1's requests to port 8001" in result.stderr
+
+
+def test_the_next_event_starts_once_the_old_release_stopped(tmp_path):
+    """A new release's start holds the server's start slot until Nginx uses it and the old one
+    no longer answers: while the old one drains, both hold memory."""
+    result, calls = run_stack_program(tmp_path, ["follow-drain ok"])
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        "deploy 8001",
+        "old task stopped while Nginx used 8001",
+        "slot while the old task drains: held",
+        "slot once it stopped: free",
+    ]
 
 
 def migrate_program(snapshot_timeout: int, event: str = "event1") -> str:
