@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from local.box import Box
+from local.box import Box, docker
 from tests.engine_fixtures import engine_home  # noqa: F401  (a fixture)
 from tests.images.images import build_images
 from tests.rehearsal import figures
@@ -49,6 +49,21 @@ def task_containers(box: Box, event: str) -> list[str]:
     return box.check(
         f"docker ps -q --no-trunc --filter label=com.docker.swarm.service.name={event}_web"
     ).split()
+
+
+def tag_new_base_image(base_image: str, name: str) -> None:
+    """Tags ``name``: ``base_image`` with one more layer. As the config's `baseImage` it gives a
+    new image, a new digest and a new release of every event: the rehearsal's code change, made
+    without touching app/."""
+    docker("tag", base_image, name)
+    docker(
+        "build",
+        "-q",
+        "-t",
+        name,
+        "-",
+        input_=f"FROM {name}\nRUN echo next >/etc/rehearsal-release\n",
+    )
 
 
 def pytest_collection_modifyitems(items):

@@ -73,3 +73,10 @@ class SteadyLoad(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
+
+    def __enter__(self) -> SteadyLoad:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -30,7 +30,12 @@ import render_event
 from local.box import Box, docker
 from tests.engine import EngineRunError
 from tests.rehearsal import figures, memory
-from tests.rehearsal.conftest import REGISTRY_USER, existing_target, task_containers
+from tests.rehearsal.conftest import (
+    REGISTRY_USER,
+    existing_target,
+    tag_new_base_image,
+    task_containers,
+)
 from tests.rehearsal.load import SteadyLoad
 from tests.rehearsal.program import Converge, ProgramStack
 
@@ -186,19 +191,13 @@ def test_2b_a_code_change_of_all_eight_under_steady_load_drops_no_visit(crowd):
     """Every event gets a new release while all eight are visited: they start one at a time (the
     server's start slot, held until an event's old release has stopped), within the box's
     memory, and no visit fails."""
-    docker("tag", crowd.base_image, NEXT_BASE_IMAGE)
-    docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
-           "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
+    tag_new_base_image(crowd.base_image, NEXT_BASE_IMAGE)
     old_digest = crowd.converges[-1].outputs["imageDigest"]
     before = {e["name"]: crowd.hits(e) for e in crowd.events}
     paths = [f"{e['path']}/" for e in crowd.events]
-    load = SteadyLoad(crowd, paths, posts=tuple(paths))
-    load.start()
     crowd.base_image = NEXT_BASE_IMAGE
-    try:
+    with SteadyLoad(crowd, paths, posts=tuple(paths)) as load:
         result = crowd.converge()
-    finally:
-        load.stop()
     figures.record(
         "1 GiB box: code change of 8 events under load",
         f"{result.seconds:.0f} s; {load.failed} of {load.total} requests failed",
@@ -276,9 +275,7 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
     (task,) = crowd.containers(leaky["name"])
     before = {e["name"]: crowd.hits(e) for e in crowd.events}
     kills_before = crowd.oom_kills()
-    load = SteadyLoad(crowd, [f"{e['path']}/" for e in others])
-    load.start()
-    try:
+    with SteadyLoad(crowd, [f"{e['path']}/" for e in others]) as load:
         started = time.monotonic()
         try:
             leak = requests.get(crowd.url(f"{leaky['path']}/leak/"), timeout=60).status_code
@@ -299,8 +296,6 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
         back_after = time.monotonic() - started
         logs = crowd.box.check(f"docker logs --tail 30 {task} 2>&1")
         time.sleep(5)
-    finally:
-        load.stop()
     box_id = docker("inspect", "-f", "{{.Id}}", crowd.box.name).strip()
     logged = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
     killed = [OOM_KILL_LINE.search(line) for line in logged.splitlines() if box_id in line]

@@ -41,7 +41,12 @@ from remote_script import render_script
 from tests.engine import REPO_ROOT, EngineHome, EngineRun, EngineRunError
 from tests.rehearsal import figures, memory
 from tests.rehearsal.browser import chromium
-from tests.rehearsal.conftest import REGISTRY_USER, existing_target, task_containers
+from tests.rehearsal.conftest import (
+    REGISTRY_USER,
+    existing_target,
+    tag_new_base_image,
+    task_containers,
+)
 from tests.rehearsal.load import SteadyLoad
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
@@ -457,12 +462,8 @@ def test_3a_replacing_a_step_keeps_what_it_deployed(story):
     box = story.box
     before = {e: story.containers(e) for e in ("event1", "event2")}
     counts = {e: story.hits(f"/{e}/") for e in ("event1", "event2")}
-    load = SteadyLoad(story, ["/event1/", "/event2/"])
-    load.start()
-    try:
+    with SteadyLoad(story, ["/event1/", "/event2/"]) as load:
         result = story.converge(replace=("event1-stack", "host-swarm"))
-    finally:
-        load.stop()
     assert load.failed == 0, load.report()
     ran = result.executed()
     assert sorted(ran) == sorted(
@@ -572,21 +573,15 @@ def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
 
 
 def test_4_a_code_change_rolls_both_events_under_load(story):
-    docker("tag", story.base_image, NEXT_BASE_IMAGE)
-    docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
-           "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
+    tag_new_base_image(story.base_image, NEXT_BASE_IMAGE)
     old_digest = story.converges[-1].outputs["imageDigest"]
     counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
     ports_before = {event: published_port(story.box, event) for event in ("event1", "event2")}
     refused = "grep -c 'connect() failed' /var/log/nginx/error.log || true"
     refused_before = int(story.box.check(refused))
-    load = SteadyLoad(story, ["/event1/", "/event2/"], posts=("/event1/", "/event2/"))
-    load.start()
     story.base_image = NEXT_BASE_IMAGE
-    try:
+    with SteadyLoad(story, ["/event1/", "/event2/"], posts=("/event1/", "/event2/")) as load:
         result = story.converge()
-    finally:
-        load.stop()
     figures.record("code-change converge (new image, 2 events)", f"{result.seconds:.0f} s")
     figures.record(
         "failed requests during that rollout (one server, GET and POST)",

@@ -27,7 +27,7 @@ import layout
 from local.box import Box, BoxNetwork, docker
 from tests.engine import REPO_ROOT, EngineRunError
 from tests.rehearsal import figures
-from tests.rehearsal.conftest import REGISTRY_USER, existing_target
+from tests.rehearsal.conftest import REGISTRY_USER, existing_target, tag_new_base_image
 from tests.rehearsal.load import SteadyLoad
 from tests.rehearsal.program import Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
@@ -220,17 +220,11 @@ def test_w2_an_event_counts_exactly_across_its_tasks_on_two_nodes(cluster):
 
 
 def test_w3_a_rollout_across_two_nodes_fails_no_request(cluster):
-    docker("tag", cluster.base_image, NEXT_BASE_IMAGE)
-    docker("build", "-q", "-t", NEXT_BASE_IMAGE, "-", input_=f"FROM {NEXT_BASE_IMAGE}\n"
-           "RUN echo next >/etc/rehearsal-release\n")  # fmt: skip
+    tag_new_base_image(cluster.base_image, NEXT_BASE_IMAGE)
     old = cluster.converges[-1].outputs["imageDigest"]
-    load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/", "/event2/"))
-    load.start()
     cluster.base_image = NEXT_BASE_IMAGE
-    try:
+    with SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/", "/event2/")) as load:
         result = cluster.converge()
-    finally:
-        load.stop()
     figures.record(
         "failed requests during a rollout over manager + worker (GET and POST)",
         f"{load.failed} of {load.total}",
@@ -289,16 +283,12 @@ def test_w4_a_stopped_worker_loses_its_task_to_another_and_no_request_fails(clus
     # Swarm does not move running tasks onto a new node: event1's stays on worker 1.
     assert cluster.running("event1").keys() == {MANAGER, "rehearsal-worker-1"}
 
-    load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",))
-    load.start()
     started = time.monotonic()
-    try:
+    with SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",)) as load:
         docker("stop", "-t", "30", first.name)
         cluster.wait_for_tasks("event1", {MANAGER, "rehearsal-worker-2"}, timeout=180)
         moved = time.monotonic() - started
         time.sleep(5)
-    finally:
-        load.stop()
     figures.record("a stopped worker's task running on the other worker after", f"{moved:.0f} s")
     figures.record(
         "failed requests while a worker stopped and its task moved",
@@ -320,12 +310,8 @@ def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
     first, second = cluster.workers
     count = cluster.hits("/event1/")
     cluster.joined = [first]
-    load = SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",))
-    load.start()
-    try:
+    with SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",)) as load:
         removed = cluster.converge()
-    finally:
-        load.stop()
     figures.record("converge that removes a worker", f"{removed.seconds:.0f} s")
     figures.record(
         "failed requests while a worker was drained and removed",
