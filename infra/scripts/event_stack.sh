@@ -117,11 +117,10 @@ follow_release() {
         point_nginx_at "$other"
         other=$pointed pointed=$want
       fi
-    fi
-    # The next event may start once the new release serves and the old one has stopped: until
-    # then this event holds two releases' memory. (Freeing the slot as soon as the new one
-    # served let three events overlap on a 1 GB server.)
-    if [[ $pointed == "$port" ]] && { [[ -z $other ]] || ! serves "$other"; }; then
+    elif [[ $pointed == "$port" ]]; then
+      # The next event may start once the new release serves and the old one has stopped: until
+      # then this event holds two releases' memory. (Freeing the slot as soon as the new one
+      # served let three events overlap on a 1 GB server.)
       release_start_slot
     fi
     sleep 1
