@@ -13,6 +13,13 @@ class Site(Protocol):
     def url(self, path: str) -> str: ...
 
 
+def hits(site: Site, path: str) -> int:
+    """A visit to an event's page at ``path``: its visit count, this visit included."""
+    response = requests.get(site.url(path), timeout=10)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return response.json()["hits"]
+
+
 class SteadyLoad(threading.Thread):
     """Back-to-back requests until stopped, counting what failed: a visit (GET) on each of
     ``paths``, and a form submission (POST) on each of ``posts``. A POST carries no CSRF token,

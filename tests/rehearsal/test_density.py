@@ -36,7 +36,7 @@ from tests.rehearsal.conftest import (
     tag_new_base_image,
     task_containers,
 )
-from tests.rehearsal.load import SteadyLoad
+from tests.rehearsal.load import SteadyLoad, hits
 from tests.rehearsal.program import Converge, ProgramStack
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
@@ -77,10 +77,15 @@ LEAKING_SETTINGS = {
     "PYTHONPATH": render_event.SITE_MEDIA_ROOT,
     "GUNICORN_WORKER_CLASS": "rehearsal_leak.LeakingWorker",
 }
+
+
 # The kernel's line for each process it kills for memory (mm/oom_kill.c, dump_oom_victim).
-OOM_KILL_LINE = re.compile(
-    r"oom-kill:.*,oom_memcg=([^,]*),task_memcg=([^,]*),task=([^,]*),pid=(\d+)"
-)
+def page(event: dict[str, Any]) -> str:
+    """The path of the event's visit counter."""
+    return f"{event['path']}/"
+
+
+OOM_KILL_LINE = re.compile(r"oom-kill:.*,oom_memcg=([^,]*),task_memcg=([^,]*),")
 
 
 @dataclass
@@ -100,12 +105,6 @@ class Crowd:
 
     def containers(self, event: str) -> list[str]:
         return task_containers(self.box, event)
-
-    def hits(self, event: dict[str, Any]) -> int:
-        """A visit to the event's page; its visit count (this one included)."""
-        answer = requests.get(self.url(f"{event['path']}/"), timeout=10)
-        assert answer.status_code == 200, (event["name"], answer.status_code, answer.text[:300])
-        return answer.json()["hits"]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.box.http_port}{path}"
@@ -153,13 +152,11 @@ def test_1_eight_events_converge_on_a_1_gib_box(crowd):
     assert any(f"{root}{path}".startswith(f"{cgroup}/")
                for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")), (cgroup, path)  # fmt: skip
     for event in crowd.events:
-        answer = requests.get(crowd.url(f"{event['path']}/"), timeout=10)
-        assert answer.status_code == 200, (event["name"], answer.status_code, answer.text[:300])
+        hits(crowd, page(event))
 
 
 def test_2_every_event_answers_200_concurrent_visits_at_once_with_exact_counts(crowd):
-    before = {e["name"]: requests.get(crowd.url(f"{e['path']}/"), timeout=10).json()["hits"]
-              for e in crowd.events}  # fmt: skip
+    before = {e["name"]: hits(crowd, page(e)) for e in crowd.events}
     start = threading.Barrier(len(crowd.events) * VISITS)
 
     def visit(path: str) -> tuple[int, int | None]:
@@ -193,8 +190,8 @@ def test_2b_a_code_change_of_all_eight_under_steady_load_drops_no_visit(crowd):
     memory, and no visit fails."""
     tag_new_base_image(crowd.base_image, NEXT_BASE_IMAGE)
     old_digest = crowd.converges[-1].outputs["imageDigest"]
-    before = {e["name"]: crowd.hits(e) for e in crowd.events}
-    paths = [f"{e['path']}/" for e in crowd.events]
+    before = {e["name"]: hits(crowd, page(e)) for e in crowd.events}
+    paths = [page(e) for e in crowd.events]
     crowd.base_image = NEXT_BASE_IMAGE
     with SteadyLoad(crowd, paths, posts=tuple(paths)) as load:
         result = crowd.converge()
@@ -208,8 +205,8 @@ def test_2b_a_code_change_of_all_eight_under_steady_load_drops_no_visit(crowd):
     images = crowd.box.check("docker service ls --format '{{.Name}} {{.Image}}'").splitlines()
     assert sorted(images) == sorted(f"{e['name']}_web {new_digest}" for e in crowd.events)
     for event in crowd.events:
-        served = load.ok_by_path[f"{event['path']}/"]
-        assert served > 0 and crowd.hits(event) == before[event["name"]] + served + 1, event
+        served = load.ok_by_path[page(event)]
+        assert served > 0 and hits(crowd, page(event)) == before[event["name"]] + served + 1, event
 
 
 def test_3_no_process_was_killed_for_memory(crowd):
@@ -273,9 +270,9 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
     leaky["settings"] = LEAKING_SETTINGS
     crowd.converge()
     (task,) = crowd.containers(leaky["name"])
-    before = {e["name"]: crowd.hits(e) for e in crowd.events}
+    before = {e["name"]: hits(crowd, page(e)) for e in crowd.events}
     kills_before = crowd.oom_kills()
-    with SteadyLoad(crowd, [f"{e['path']}/" for e in others]) as load:
+    with SteadyLoad(crowd, [page(e) for e in others]) as load:
         started = time.monotonic()
         try:
             leak = requests.get(crowd.url(f"{leaky['path']}/leak/"), timeout=60).status_code
@@ -302,9 +299,9 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
     killed = [match.groups() for match in killed if match]
     assert leak == 502, leak
     # Killed: event8's worker only, when event8's own limit was reached (not the box's).
-    assert killed and all(
-        oom.endswith(f"/{task}") and victim == oom for oom, victim, _, _ in killed
-    ), killed
+    assert killed and all(oom.endswith(f"/{task}") and victim == oom for oom, victim in killed), (
+        killed
+    )
     # test_3's counter counts them (its own check).
     assert crowd.oom_kills() - kills_before == len(killed)
     # Its gunicorn started a new worker: the task is the same, and counts went on.
@@ -312,8 +309,8 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
     assert answered_again == list(range(before[leaky["name"]] + 1, before[leaky["name"]] + 6))
     assert load.failed == 0, load.report()
     for event in others:
-        served = load.ok_by_path[f"{event['path']}/"]
-        assert served > 0 and crowd.hits(event) == before[event["name"]] + served + 1, event
+        served = load.ok_by_path[page(event)]
+        assert served > 0 and hits(crowd, page(event)) == before[event["name"]] + served + 1, event
     figures.record(
         "1 GiB box: an event that leaks",
         f"killed in its {leaky.get('memoryLimitMb', config.default_memory_limit_mb(1024))} MB"

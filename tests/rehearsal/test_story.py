@@ -47,7 +47,7 @@ from tests.rehearsal.conftest import (
     tag_new_base_image,
     task_containers,
 )
-from tests.rehearsal.load import SteadyLoad
+from tests.rehearsal.load import SteadyLoad, hits
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.s3 import S3Server
@@ -155,11 +155,6 @@ class Story:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.box.http_port}{path}"
 
-    def hits(self, path: str) -> int:
-        response = requests.get(self.url(path), timeout=10)
-        assert response.status_code == 200, (path, response.status_code, response.text[:300])
-        return response.json()["hits"]
-
     def containers(self, event: str) -> dict[str, str]:
         """Running task containers of the event's service: id -> image (``name@sha256:...``).
 
@@ -264,9 +259,9 @@ def test_1_first_converge_serves_two_events(story):
     result = story.converge()
     figures.record("first converge (bare box -> 2 events)", f"{result.seconds:.0f} s")
     # Right after `up`, with no wait: the Nginx step returns only once the new locations serve.
-    assert story.hits("/event1/") == 1
-    assert story.hits("/event1/") == 2
-    assert story.hits("/event2/") == 1
+    assert hits(story, "/event1/") == 1
+    assert hits(story, "/event1/") == 2
+    assert hits(story, "/event2/") == 1
     digest = result.outputs["imageDigest"]
     assert digest.startswith(f"{story.box.registry_server}/rehearsal/site@sha256:")
     for event in ("event1", "event2"):
@@ -417,7 +412,7 @@ def test_2c_a_file_uploaded_in_the_admin_is_served_by_nginx_from_the_host(story)
 def test_3_converging_again_changes_nothing(story, monkeypatch):
     box = story.box
     before = {e: story.containers(e) for e in ("event1", "event2")}
-    count = story.hits("/event1/")
+    count = hits(story, "/event1/")
     # The engine itself fails an `up` that would change anything.
     result = story.converge(expect_no_changes=True)
     figures.record(
@@ -426,7 +421,7 @@ def test_3_converging_again_changes_nothing(story, monkeypatch):
     )
     assert result.executed() == [] and result.builds == [] and result.deleted == []
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
-    assert story.hits("/event1/") == count + 1
+    assert hits(story, "/event1/") == count + 1
 
     # Idempotence the hard way: every step's program runs again, as when a new version of the
     # program changes every script (here, one comment in each): the engine updates every command.
@@ -443,8 +438,8 @@ def test_3_converging_again_changes_nothing(story, monkeypatch):
     assert {action for _, action in forced.executed()} == {"update"}
     assert len(forced.executed()) == len(commands)
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
-    assert story.hits("/event1/") == count + 2
-    assert story.hits("/event2/") >= 2
+    assert hits(story, "/event1/") == count + 2
+    assert hits(story, "/event2/") >= 2
     assert box.check(snapshot) == files_before, "a second run of the scripts changed config files"
     assert box.check("docker secret ls --format '{{.Name}}' | sort") == secrets_before
     hba = box.check("grep -hv '^\\s*\\(#\\|$\\)' /etc/postgresql/*/main/pg_hba.conf")
@@ -461,7 +456,7 @@ def test_3a_replacing_a_step_keeps_what_it_deployed(story):
     `docker swarm leave --force`) must undo nothing, since the new instance is in place."""
     box = story.box
     before = {e: story.containers(e) for e in ("event1", "event2")}
-    counts = {e: story.hits(f"/{e}/") for e in ("event1", "event2")}
+    counts = {e: hits(story, f"/{e}/") for e in ("event1", "event2")}
     with SteadyLoad(story, ["/event1/", "/event2/"]) as load:
         result = story.converge(replace=("event1-stack", "host-swarm"))
     assert load.failed == 0, load.report()
@@ -480,7 +475,7 @@ def test_3a_replacing_a_step_keeps_what_it_deployed(story):
     # The same tasks serve, and the counts go on.
     assert {e: story.containers(e) for e in ("event1", "event2")} == before
     for event, count in counts.items():
-        assert story.hits(f"/{event}/") == count + 1 + load.ok_by_path[f"/{event}/"]
+        assert hits(story, f"/{event}/") == count + 1 + load.ok_by_path[f"/{event}/"]
     for step in ("event1-stack", "host-swarm"):
         assert box.check(f"cat {layout.STEPS_DIR}/{step}") == "1\n"
     # The state holds the new instances: nothing is left to do.
@@ -575,7 +570,7 @@ def test_9_postgres_listens_on_localhost_and_the_bridge_only(story):
 def test_4_a_code_change_rolls_both_events_under_load(story):
     tag_new_base_image(story.base_image, NEXT_BASE_IMAGE)
     old_digest = story.converges[-1].outputs["imageDigest"]
-    counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+    counts = {path: hits(story, path) for path in ("/event1/", "/event2/")}
     ports_before = {event: published_port(story.box, event) for event in ("event1", "event2")}
     refused = "grep -c 'connect() failed' /var/log/nginx/error.log || true"
     refused_before = int(story.box.check(refused))
@@ -618,7 +613,7 @@ def test_4_a_code_change_rolls_both_events_under_load(story):
         )
         assert set(story.containers(event).values()) == {new_digest}
     for path, before in counts.items():
-        assert story.hits(path) >= before + load.ok_by_path[path] + 1
+        assert hits(story, path) >= before + load.ok_by_path[path] + 1
     story.assert_uploads_served()  # the new tasks mount the same files
 
 
@@ -635,7 +630,7 @@ def published_port(box: Box, event: str) -> int:
 
 def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving(story):
     good = story.containers("event1")
-    count = story.hits("/event1/")
+    count = hits(story, "/event1/")
     story.events[0]["settings"] = BROKEN_SETTINGS
     load = SteadyLoad(story, ["/event1/"], posts=("/event1/",))
     load.start()
@@ -662,9 +657,9 @@ def test_5_a_broken_release_fails_naming_the_event_and_the_old_one_keeps_serving
         for line in first_lines[1:]
     ), message
     assert set(story.containers("event1").values()) == set(good.values())
-    assert story.hits("/event1/") == count + load.ok_by_path["/event1/"] + 1
+    assert hits(story, "/event1/") == count + load.ok_by_path["/event1/"] + 1
     story.converge()  # the fixed config converges again
-    assert story.hits("/event1/") == count + load.ok_by_path["/event1/"] + 2
+    assert hits(story, "/event1/") == count + load.ok_by_path["/event1/"] + 2
 
 
 def test_5a_a_step_that_failed_on_the_server_runs_again_at_the_next_up(story):
@@ -689,7 +684,7 @@ def test_5a_a_step_that_failed_on_the_server_runs_again_at_the_next_up(story):
     assert "django-swarm step event2-stack: event_stack.sh" in message.splitlines()[0]
     assert "Is a directory" in message, message
     assert story.containers("event2") == live
-    count = story.hits("/event2/")
+    count = hits(story, "/event2/")
     # The same up again: the engine kept the step's old inputs, so it runs the step again.
     retried = story.converge()
     assert retried.executed() == [("event2-stack", "update")]
@@ -698,7 +693,7 @@ def test_5a_a_step_that_failed_on_the_server_runs_again_at_the_next_up(story):
         + layout.service_name("event2")
     )
     assert "REHEARSAL_MARK=retried" in json.loads(env)
-    assert story.hits("/event2/") == count + 1
+    assert hits(story, "/event2/") == count + 1
     # Nothing is left behind: on the server, and in the engine's plan.
     assert box.ssh(f"test -e {in_the_way}").status == 1
     assert box.check("docker stack ls --format '{{.Name}}'").split() == ["event1", "event2"]
@@ -755,13 +750,13 @@ def test_5b_a_failed_release_and_its_retry_keep_the_live_releases_static_files(s
 
 
 def test_6_a_reboot_brings_both_events_back_with_their_counts(story):
-    counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+    counts = {path: hits(story, path) for path in ("/event1/", "/event2/")}
     story.box.reboot()
     start_ps_sampler(story.box)
     for path in ("/event1", "/event2"):
         wait_until_serving(story, path, timeout=240)
     for path, before in counts.items():
-        assert story.hits(path) == before + 1
+        assert hits(story, path) == before + 1
     again = story.converge()
     assert again.executed() == [], "after a reboot, an up ran steps again"
     story.assert_uploads_served()
@@ -775,7 +770,7 @@ def test_6b_postgres_listens_on_the_bridge_again_when_it_came_late(story):
     gateway = address.split("/")[0]
     unit = box.check("systemctl list-units --plain --no-legend 'postgresql@*' | awk '{print $1}'")
     unit = unit.split()[0].removesuffix(".service")
-    count = story.hits("/event1/")
+    count = hits(story, "/event1/")
     # The gateway is missing while PostgreSQL starts: it waits for it (bounded), then gives up.
     box.check(f"ip address del {address} dev docker_gwbridge && systemctl restart {unit}")
     assert f"{gateway}:5432" not in box.check("ss -Hltn")
@@ -785,7 +780,7 @@ def test_6b_postgres_listens_on_the_bridge_again_when_it_came_late(story):
     # them, which on one server leaves a short gap (the new task takes the same port).
     wait_until_settled(story, "event1", timeout=120)
     assert f"{gateway}:5432" in box.check("ss -Hltn")
-    assert story.hits("/event1/") == count + 1
+    assert hits(story, "/event1/") == count + 1
     journal = box.check("journalctl -q -o cat -u django-swarm-postgres-listen.service")
     assert f"PostgreSQL does not listen on {gateway}: restarting {unit}" in journal
 
@@ -796,8 +791,8 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     added = story.converge()
     assert added.executed() and all(key.startswith("event3-") for key, _ in added.executed())
     assert added.builds == []
-    assert story.hits("/event3/") == 1
-    count1 = story.hits("/event1/")
+    assert hits(story, "/event3/") == 1
+    count1 = hits(story, "/event1/")
     login = added.outputs["eventAdmins"]["event3"]
     assert upload(story, "/event3", login, "logo.png", b"event3 logo").status_code == 302
 
@@ -815,7 +810,7 @@ def test_7_a_third_event_deploys_alone_and_leaves_alone_keeping_its_database(sto
     assert "ev_event3" in databases.split()
     # Its uploaded files stay with its database.
     assert box.check(f"cat {layout.media_dir('event3')}/attachments/logo.png") == "event3 logo"
-    assert story.hits("/event1/") == count1 + 1
+    assert hits(story, "/event1/") == count1 + 1
 
 
 def location_files(box: Box) -> dict[str, str]:
@@ -834,23 +829,23 @@ def location_files(box: Box) -> dict[str, str]:
 
 def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story):
     box = story.box
-    counts = {path: story.hits(path) for path in ("/event1/", "/event2/")}
+    counts = {path: hits(story, path) for path in ("/event1/", "/event2/")}
 
     # Two events swap their paths in one `up`: each takes over the other's location file.
     story.events[0]["path"], story.events[1]["path"] = "/event2", "/event1"
     story.converge()
-    assert story.hits("/event1/") == counts["/event2/"] + 1
-    assert story.hits("/event2/") == counts["/event1/"] + 1
+    assert hits(story, "/event1/") == counts["/event2/"] + 1
+    assert hits(story, "/event2/") == counts["/event1/"] + 1
     story.events[0]["path"], story.events[1]["path"] = "/event1", "/event2"
     story.converge()
-    assert story.hits("/event1/") == counts["/event1/"] + 2
-    assert story.hits("/event2/") == counts["/event2/"] + 2
+    assert hits(story, "/event1/") == counts["/event1/"] + 2
+    assert hits(story, "/event2/") == counts["/event2/"] + 2
 
     # A renamed event is a new event at the same path, with a new database (docs/how-to.md: the old
     # event's data stays in its own database).
     story.events[1]["name"] = "event2b"
     story.converge()
-    assert story.hits("/event2/") == 1
+    assert hits(story, "/event2/") == 1
     databases = box.check("runuser -u postgres -- psql -Atc 'select datname from pg_database'")
     assert {"ev_event2", "ev_event2b"} <= set(databases.split())
     assert "event2" not in box.check("docker stack ls --format '{{.Name}}'").split()
@@ -861,9 +856,9 @@ def test_7b_swapped_paths_and_a_renamed_event_converge_and_keep_their_data(story
     # Named back: event2 is deployed again on its kept database, and counts on.
     story.events[1]["name"] = "event2"
     story.converge()
-    assert story.hits("/event2/") == counts["/event2/"] + 3
+    assert hits(story, "/event2/") == counts["/event2/"] + 3
     assert "'event2'" in location_files(box)["event2.conf"]
-    assert story.hits("/event1/") == counts["/event1/"] + 3
+    assert hits(story, "/event1/") == counts["/event1/"] + 3
 
 
 def test_memory_figures(story):
@@ -923,7 +918,7 @@ def test_10_a_backup_then_a_restore_puts_one_event_back_and_leaves_the_other(sto
     box = story.box
     admins = story.converges[-1].outputs["eventAdmins"]
     assert "django-swarm-backup.timer" in box.check("systemctl list-timers --all --no-pager")
-    count1, count2 = story.hits("/event1/"), story.hits("/event2/")
+    count1, count2 = hits(story, "/event1/"), hits(story, "/event2/")
     # The scheduled unit itself, as its timer starts it.
     box.check("systemctl start django-swarm-backup.service")
     assert story.s3.bucket_size(BACKUP_BUCKET) > 0, "nothing reached the bucket"
@@ -932,7 +927,7 @@ def test_10_a_backup_then_a_restore_puts_one_event_back_and_leaves_the_other(sto
 
     # Life goes on after the backup: visits, a new upload.
     for _ in range(3):
-        story.hits("/event1/")
+        hits(story, "/event1/")
     late = "/event1/media/attachments/late.txt"
     saved = upload(story, "/event1", admins["event1"], "late.txt", b"after the backup")
     assert saved.status_code == 302
@@ -958,10 +953,10 @@ def test_10_a_backup_then_a_restore_puts_one_event_back_and_leaves_the_other(sto
     assert after == list(range(count1 + 1, count1 + 1 + len(after))), after
 
     # The count and the files are the snapshot's; the other event did not move.
-    assert story.hits("/event1/") == count1 + 1 + len(after)
+    assert hits(story, "/event1/") == count1 + 1 + len(after)
     assert requests.get(story.url(late), timeout=10).status_code == 404
     story.assert_uploads_served()
-    assert story.hits("/event2/") == count2 + 1
+    assert hits(story, "/event2/") == count2 + 1
     # What was there first is kept.
     kept = box.check("ls -d /var/lib/django-swarm/before-restore/event1-*").split()
     assert len(kept) == 1
@@ -976,7 +971,7 @@ def test_10b_a_broken_migration_leaves_a_snapshot_of_the_release_before_it(story
         " | base64 -d >/usr/lib/python3.13/sitecustomize.py\n"
     ))  # fmt: skip
     before = {s["id"] for s in restic_snapshots(story, "event=event1,pre-migrate")}
-    count = story.hits("/event1/")
+    count = hits(story, "/event1/")
     good_base = story.base_image
     story.base_image = BROKEN_MIGRATION_BASE_IMAGE
     try:
@@ -988,13 +983,13 @@ def test_10b_a_broken_migration_leaves_a_snapshot_of_the_release_before_it(story
                    if s["id"] not in before]  # fmt: skip
     release = next(t for t in snapshot["tags"] if t.startswith("release="))
     # The old release still serves; the data moves on, then goes back to the snapshot.
-    assert story.hits("/event1/") == count + 1
-    story.hits("/event1/")
+    assert hits(story, "/event1/") == count + 1
+    hits(story, "/event1/")
     restored = box.ssh(f"django-swarm-restore event1 {release}")
     assert restored.status == 0, restored.stderr
-    assert story.hits("/event1/") == count + 1
+    assert hits(story, "/event1/") == count + 1
     story.converge()  # the good release converges again
-    assert story.hits("/event1/") == count + 2
+    assert hits(story, "/event1/") == count + 2
 
 
 def test_10c_an_event_removed_with_its_database_comes_back_from_its_backup(story):
@@ -1004,7 +999,7 @@ def test_10c_an_event_removed_with_its_database_comes_back_from_its_backup(story
     added = story.converge()
     login = added.outputs["eventAdmins"]["event4"]
     for _ in range(4):
-        story.hits("/event4/")
+        hits(story, "/event4/")
     assert upload(story, "/event4", login, "poster.txt", b"event4 poster").status_code == 302
     box.check("django-swarm-backup run event4")
 
@@ -1016,10 +1011,10 @@ def test_10c_an_event_removed_with_its_database_comes_back_from_its_backup(story
 
     story.events.append(dict(event4))
     story.converge()
-    assert story.hits("/event4/") == 1  # a new, empty database
+    assert hits(story, "/event4/") == 1  # a new, empty database
     restored = box.ssh("django-swarm-restore event4 latest")
     assert restored.status == 0, restored.stderr
-    assert story.hits("/event4/") == 5
+    assert hits(story, "/event4/") == 5
     poster = requests.get(story.url("/event4/media/attachments/poster.txt"), timeout=10)
     assert (poster.status_code, poster.text) == (200, "event4 poster")
     story.events.pop()
@@ -1049,7 +1044,7 @@ def test_10d_backup_figures_for_a_busy_event(story):
     restore_seconds = time.monotonic() - started
     assert requests.get(story.url("/event1/media/bulk/photo-7.jpg"), timeout=10).status_code == 200
     for _ in range(9):
-        story.hits("/event1/")
+        hits(story, "/event1/")
         box.check("django-swarm-backup run event1")
     size = story.s3.bucket_size(BACKUP_BUCKET)
     figures.record("backup of one event (100,000 rows, 50 MB of files)", f"{backup_seconds:.0f} s")

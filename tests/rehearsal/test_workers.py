@@ -28,7 +28,7 @@ from local.box import Box, BoxNetwork, docker
 from tests.engine import REPO_ROOT, EngineRunError
 from tests.rehearsal import figures
 from tests.rehearsal.conftest import REGISTRY_USER, existing_target, tag_new_base_image
-from tests.rehearsal.load import SteadyLoad
+from tests.rehearsal.load import SteadyLoad, hits
 from tests.rehearsal.program import Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.test_story import NEXT_BASE_IMAGE
@@ -74,11 +74,6 @@ class Cluster:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.manager.http_port}{path}"
-
-    def hits(self, path: str) -> int:
-        response = requests.get(self.url(path), timeout=10)
-        assert response.status_code == 200, (path, response.status_code, response.text[:300])
-        return response.json()["hits"]
 
     def running(self, event: str) -> dict[str, str]:
         """Node -> image of each running task of the event, as the manager sees them."""
@@ -189,7 +184,7 @@ def gunicorn_visits(box: Box, service: str) -> int:
 
 def test_w2_an_event_counts_exactly_across_its_tasks_on_two_nodes(cluster):
     worker = cluster.workers[0]
-    before = cluster.hits("/event1/")
+    before = hits(cluster, "/event1/")
     logged = (
         gunicorn_visits(cluster.manager, "event1_web"),
         gunicorn_visits(worker, "event1_web-workers"),
@@ -240,7 +235,7 @@ def test_w3b_a_release_broken_on_the_workers_alone_fails_and_the_live_one_serves
     """The manager's task of the new release is healthy, the workers' one never starts: the step
     fails naming event1_web-workers, and both services go back to the live release."""
     live = cluster.converges[-1].outputs["imageDigest"]
-    count = cluster.hits("/event1/")
+    count = hits(cluster, "/event1/")
     # A release that exits at start where DB_HOST is the manager's private address: only the
     # tasks on workers have that (the manager's own task and the migration job use the gateway).
     hook = (
@@ -268,7 +263,7 @@ def test_w3b_a_release_broken_on_the_workers_alone_fails_and_the_live_one_serves
     assert "rolling event1_web back to the live release as well" in message
     # One release serves, the live one, on both nodes, and the count goes on.
     assert cluster.running("event1") == {MANAGER: live, "rehearsal-worker-1": live}
-    assert cluster.hits("/event1/") == count + 1
+    assert hits(cluster, "/event1/") == count + 1
     # With the release mended, the next converge rolls both services onto it.
     mended = cluster.converge()
     new = mended.outputs["imageDigest"]
@@ -308,7 +303,7 @@ def test_w4_a_stopped_worker_loses_its_task_to_another_and_no_request_fails(clus
 
 def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
     first, second = cluster.workers
-    count = cluster.hits("/event1/")
+    count = hits(cluster, "/event1/")
     cluster.joined = [first]
     with SteadyLoad(cluster, ["/event1/", "/event2/"], posts=("/event1/",)) as load:
         removed = cluster.converge()
@@ -332,7 +327,7 @@ def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
     assert second.check("docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
     # Its task started again on the worker that is left; nothing was lost.
     assert cluster.wait_for_tasks("event1", {MANAGER, "rehearsal-worker-1"}, timeout=120)
-    assert cluster.hits("/event1/") == count + 1 + load.ok_by_path["/event1/"]
+    assert hits(cluster, "/event1/") == count + 1 + load.ok_by_path["/event1/"]
     assert f"{second.address}/32" not in cluster.manager.check(
         "cat /etc/postgresql/*/main/pg_hba.conf"
     )
@@ -341,11 +336,11 @@ def test_w5_removing_a_worker_drains_it_and_no_request_fails(cluster):
 def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_snapshot(cluster):
     (worker,) = cluster.joined
     manager = cluster.manager
-    count = cluster.hits("/event1/")
+    count = hits(cluster, "/event1/")
     manager.check("systemctl start django-swarm-backup.service")
     # Visits after the backup, on both tasks: the restore takes them back.
     for _ in range(3):
-        cluster.hits("/event1/")
+        hits(cluster, "/event1/")
     assert worker_task_hits(worker, "event1_web-workers") == count + 4
     restored = manager.ssh("django-swarm-restore event1 latest")
     assert restored.status == 0, restored.stderr
@@ -355,7 +350,7 @@ def test_w5b_a_restore_stops_the_tasks_on_the_workers_too_and_both_serve_the_sna
     assert "event1_web=1 event1_web-workers=1" in log, log
     cluster.wait_for_tasks("event1", {MANAGER, "rehearsal-worker-1"}, timeout=120)
     # Both tasks count on from the snapshot's count.
-    assert cluster.hits("/event1/") == count + 1
+    assert hits(cluster, "/event1/") == count + 1
     assert worker_task_hits(worker, "event1_web-workers") == count + 2
     assert manager.ssh(f"test -e {layout.maintenance_flag('event1')}").status != 0
 
