@@ -3,8 +3,8 @@
 Defaults are sized for a 1 vCPU / 1 GB droplet that runs several events: one worker process with
 a few threads per event keeps each event near 65-75 MB (proportional set size, master included),
 and the threads overlap the time spent waiting for PostgreSQL. One worker uses at most one core
-(about 1 ms of CPU per visit, bench/run.sh): raise GUNICORN_WORKERS on a bigger host, about 55 MB
-each.
+(about 0.8 ms of CPU per visit, bench/run.sh). On a host with a core and memory to spare,
+GUNICORN_WORKERS=2 served about 25% more visits per second for about 37 MB more (docs/tests.md).
 """
 
 import os

@@ -10,6 +10,8 @@
 # The image is built from app/ with BASE_IMAGE as its base (the Dockerfile's default when unset;
 # machines that cannot pull from Docker Hub use the one tests/setup_machine.sh builds):
 #   BASE_IMAGE=django-swarm/python-base:trixie bash bench/run.sh
+# BENCH_APP=bare serves bench/bare_counter.py instead of the site: the same statement and gunicorn
+# settings without Django, to see what Django costs per visit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,7 +21,20 @@ WRK_THREADS=${WRK_THREADS:-2}
 PREFIX=/bench
 PYTHON=$PWD/.venv/bin/python
 IMAGE=django-swarm/app:bench
+BENCH_APP=${BENCH_APP:-site}
+# The issue's yardstick: pgbench with 4 clients (besides as many as wrk has connections, and as
+# many as the site holds database connections).
+PGBENCH_CLIENTS=4
 
+case $BENCH_APP in
+  site) app_mounts=() app_args=() serving="the site" ;;
+  bare)
+    app_mounts=(-v "$PWD/bench/bare_counter.py:/bench/bare_counter.py:ro")
+    app_args=(--pythonpath /bench bare_counter:application)
+    serving="bench/bare_counter.py (no Django)"
+    ;;
+  *) echo "BENCH_APP must be site or bare, got '$BENCH_APP'" >&2 && exit 2 ;;
+esac
 log() { printf '==> %s\n' "$*" >&2; }
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -76,9 +91,10 @@ done
 docker run --rm --network host -v "$work/secrets:/run/secrets:ro" "${site_env[@]}" "$IMAGE" \
   python manage.py migrate_locked --verbosity 0
 
-log "gunicorn in $IMAGE (gunicorn.conf.py: ${GUNICORN_WORKER_CLASS:-gthread}, workers=${GUNICORN_WORKERS:-1}, threads=${GUNICORN_THREADS:-2}) on 127.0.0.1:${app_port}"
-container=$(docker run -d --network host -v "$work/secrets:/run/secrets:ro" "${site_env[@]}" \
-  "$IMAGE" gunicorn --config /app/gunicorn.conf.py --bind "127.0.0.1:${app_port}")
+log "gunicorn in $IMAGE serving ${serving} (gunicorn.conf.py: ${GUNICORN_WORKER_CLASS:-gthread}, workers=${GUNICORN_WORKERS:-1}, threads=${GUNICORN_THREADS:-2}) on 127.0.0.1:${app_port}"
+container=$(docker run -d --network host -v "$work/secrets:/run/secrets:ro" "${app_mounts[@]}" \
+  "${site_env[@]}" "$IMAGE" \
+  gunicorn --config /app/gunicorn.conf.py --bind "127.0.0.1:${app_port}" "${app_args[@]}")
 # gunicorn's master is the container's first process; its host PID is what /proc knows.
 gunicorn_pid=$(docker inspect -f '{{.State.Pid}}' "$container")
 # Each access line, as Docker's log driver keeps it (stdout only: gunicorn's own log is stderr).
@@ -134,9 +150,15 @@ gunicorn_cpu_ticks() {
   for pid in $gunicorn_pid $gunicorn_pids; do cut -d ' ' -f 14,15 "/proc/$pid/stat"; done |
     awk '{t+=$1+$2} END {print t}'
 }
+# The machine's busy and idle time (ticks, /proc/stat's first line): whether wrk's load left
+# cores idle, or the machine was the limit.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
 answered_before=$(answered_visits)
 ticks_before=$(gunicorn_cpu_ticks)
+read -r busy_before idle_before < <(machine_ticks)
 wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$url" >"$work/wrk.txt"
+read -r busy_after idle_after < <(machine_ticks)
+machine_busy=$(((busy_after - busy_before) * 100 / (busy_after - busy_before + idle_after - idle_before)))
 sleep 1 # requests wrk abandoned at the deadline still finish on the server
 cpu_ms_per_request=$(awk -v t="$(($(gunicorn_cpu_ticks) - ticks_before))" -v hz="$(getconf CLK_TCK)" \
   -v n="$(($(answered_visits) - answered_before))" \
@@ -154,22 +176,22 @@ answered=$(answered_visits)
 cat >"$work/increment.sql" <<'EOF'
 INSERT INTO hits_counter (name, hits) VALUES ('pgbench', 1) ON CONFLICT (name) DO UPDATE SET hits = hits_counter.hits + 1 RETURNING hits;
 EOF
-# The ceiling: the site's own increment statement straight into PostgreSQL, once with as many
-# clients as wrk has connections (the same load shape), once with as many as the site holds
-# database connections (one per gunicorn thread; more clients on one row mostly wait on its lock).
+# The ceiling: the site's own increment statement straight into PostgreSQL, with as many clients
+# as wrk has connections (the same load shape), as many as the site holds database connections
+# (one per gunicorn thread; more clients on one row mostly wait on its lock), and PGBENCH_CLIENTS.
 app_db_connections=$((${GUNICORN_WORKERS:-1} * ${GUNICORN_THREADS:-2}))
-for clients in "$CONNECTIONS" "$app_db_connections"; do
+for clients in $(printf '%s\n' "$CONNECTIONS" "$app_db_connections" "$PGBENCH_CLIENTS" | sort -nu); do
   log "pgbench: the site's increment statement, ${clients} clients, ${DURATION} s"
   "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -n -c "$clients" -j 2 \
     -T "$DURATION" -f "$work/increment.sql" postgres >"$work/pgbench-${clients}.txt" 2>&1
 done
 
-"$PYTHON" - "$work" "$CONNECTIONS" "$app_db_connections" "$count" "$answered" "$rss_kb" \
-  "$pss_kb" "$cpu_ms_per_request" <<'EOF'
+"$PYTHON" - "$work" "$CONNECTIONS" "$app_db_connections" "$PGBENCH_CLIENTS" "$count" "$answered" \
+  "$rss_kb" "$pss_kb" "$cpu_ms_per_request" "$machine_busy" <<'EOF'
 import re
 import sys
 
-work, wrk_clients, app_clients, count, answered, rss_kb, pss_kb, cpu_ms = sys.argv[1:]
+work, wrk_clients, app_clients, yardstick, count, answered, rss_kb, pss_kb, cpu_ms, busy = sys.argv[1:]
 wrk = open(f"{work}/wrk.txt").read()
 
 
@@ -199,7 +221,8 @@ print(f"final count in PostgreSQL     {int(count):10d}")
 print(f"lost hits                     {lost:10d}  (answered - counted; must be 0)")
 print(f"gunicorn memory (all procs)   {int(rss_kb) / 1024:10.1f} MB RSS, {int(pss_kb) / 1024:.1f} MB PSS")
 print(f"gunicorn CPU per request      {float(cpu_ms):10.3f} ms")
-for clients in dict.fromkeys([wrk_clients, app_clients]):
+print(f"machine busy during wrk       {int(busy):10d} %  (every core: wrk, Nginx, gunicorn, PostgreSQL)")
+for clients in sorted({int(wrk_clients), int(app_clients), int(yardstick)}):
     tps = pgbench_tps(clients)
     print(f"pgbench increment tps         {tps:10.1f}  ({clients} clients, same server)")
     print(f"ratio req/s / pgbench tps     {rps / tps:10.2f}  (against {clients} clients)")
