@@ -20,6 +20,20 @@ def hits(site: Site, path: str) -> int:
     return response.json()["hits"]
 
 
+def wait_until_serving(site: Site, path: str, timeout: float) -> None:
+    """Until the event at ``path`` answers its health check (which asks its database): a visit
+    counts, this does not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(site.url(f"{path}/healthz"), timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"{path} did not come back within {timeout} s"
+        time.sleep(2)
+
+
 class SteadyLoad(threading.Thread):
     """Back-to-back requests until stopped, counting what failed: a visit (GET) on each of
     ``paths``, and a form submission (POST) on each of ``posts``. A POST carries no CSRF token,

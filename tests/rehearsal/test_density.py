@@ -36,7 +36,7 @@ from tests.rehearsal.conftest import (
     tag_new_base_image,
     task_containers,
 )
-from tests.rehearsal.load import SteadyLoad, hits
+from tests.rehearsal.load import SteadyLoad, hits, wait_until_serving
 from tests.rehearsal.program import Converge, ProgramStack
 
 SECRET_KEYS = ["sshPrivateKey", "registryPassword"]
@@ -108,6 +108,13 @@ class Crowd:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.box.http_port}{path}"
+
+    def kernel_log(self) -> list[str]:
+        """The lines of the kernel's log that name the box: its id is its cgroup's name, which
+        the kernel prints for each process it kills for memory."""
+        box_id = docker("inspect", "-f", "{{.Id}}", self.box.name).strip()
+        logged = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+        return [line for line in logged.splitlines() if box_id in line]
 
     def oom_kills(self) -> int:
         """Processes the kernel killed for memory in the box or its containers.
@@ -211,10 +218,7 @@ def test_2b_a_code_change_of_all_eight_under_steady_load_drops_no_visit(crowd):
 
 def test_3_no_process_was_killed_for_memory(crowd):
     kills = crowd.oom_kills()
-    # The kernel names the cgroup of every process it kills for memory: the box's is its id.
-    box_id = docker("inspect", "-f", "{{.Id}}", crowd.box.name).strip()
-    logged = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
-    killed = [line for line in logged.splitlines() if "oom" in line.lower() and box_id in line]
+    killed = [line for line in crowd.kernel_log() if "oom" in line.lower()]
     figures.record("1 GiB box: processes killed for memory", str(kills))
     assert (kills, killed) == (0, [])
 
@@ -259,6 +263,27 @@ def test_5_a_ninth_event_is_refused_before_anything_runs_naming_the_keys(crowd):
     assert requests.get(crowd.url("/event9/"), timeout=10).status_code == 404
 
 
+def test_5b_after_a_reboot_the_eight_start_together_and_count_on(crowd):
+    """A reboot starts every event's task at once: the program's start slot does not apply, as
+    the program does not run. The eight fit together, no process is killed, and each event
+    counts on from where it was."""
+    before = {e["name"]: hits(crowd, page(e)) for e in crowd.events}
+    logged_ooms = [line for line in crowd.kernel_log() if "oom" in line.lower()]
+    started = time.monotonic()
+    crowd.box.reboot()
+    for event in crowd.events:
+        wait_until_serving(crowd, event["path"], timeout=300)
+    figures.record(
+        "1 GiB box: a reboot",
+        f"all 8 events serving again {time.monotonic() - started:.0f} s after it began",
+    )
+    for event in crowd.events:
+        assert hits(crowd, page(event)) == before[event["name"]] + 1, event
+    # The box's cgroups were made anew by the reboot: their counters count from it.
+    assert crowd.oom_kills() == 0
+    assert [line for line in crowd.kernel_log() if "oom" in line.lower()] == logged_ooms
+
+
 def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(crowd):
     """event8's site leaks; its memory limit stops it in its own cgroup, its gunicorn starts a new
     worker, and the other seven answer every visit meanwhile, with exact counts."""
@@ -293,9 +318,7 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
         back_after = time.monotonic() - started
         logs = crowd.box.check(f"docker logs --tail 30 {task} 2>&1")
         time.sleep(5)
-    box_id = docker("inspect", "-f", "{{.Id}}", crowd.box.name).strip()
-    logged = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
-    killed = [OOM_KILL_LINE.search(line) for line in logged.splitlines() if box_id in line]
+    killed = [OOM_KILL_LINE.search(line) for line in crowd.kernel_log()]
     killed = [match.groups() for match in killed if match]
     assert leak == 502, leak
     # Killed: event8's worker only, when event8's own limit was reached (not the box's).

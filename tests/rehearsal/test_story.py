@@ -47,7 +47,7 @@ from tests.rehearsal.conftest import (
     tag_new_base_image,
     task_containers,
 )
-from tests.rehearsal.load import SteadyLoad, hits
+from tests.rehearsal.load import SteadyLoad, hits, wait_until_serving
 from tests.rehearsal.program import COMMAND, Converge, ProgramStack
 from tests.rehearsal.ps_sampler import PS_LOG, start_ps_sampler
 from tests.rehearsal.s3 import S3Server
@@ -192,18 +192,6 @@ def story(box, s3, engine_home: EngineHome) -> Iterator[Story]:
         ups = [c.seconds for c in story.converges]
         if ups:
             figures.record("engine ups in the story", f"{len(ups)}, {sum(ups):.0f} s in all")
-
-
-def wait_until_serving(story: Story, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(story.url(f"{path}/healthz"), timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, f"{path} did not come back within {timeout} s"
-        time.sleep(2)
 
 
 def wait_until_settled(story: Story, event: str, timeout: float) -> None:
