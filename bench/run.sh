@@ -3,9 +3,9 @@
 #   private PostgreSQL  <-  gunicorn in the site's image (app/Dockerfile, production defaults)
 #   <-  Nginx stripping /bench  <-  wrk driving GET /bench/ for a fixed time at a fixed
 # concurrency, then pgbench running the site's own increment statement on the same server as the
-# ceiling. Prints req/s, p50/p99 latency, lost hits (must be 0), gunicorn memory and the ratio
-# req/s / pgbench tps. Run as root from anywhere (needs Docker, .venv, PostgreSQL binaries, nginx,
-# wrk):
+# ceiling. Prints req/s, p50/p99 latency, lost hits (must be 0), gunicorn memory and CPU per
+# request, how busy the machine was, and the ratio req/s / pgbench tps. Run as root from anywhere
+# (needs Docker, .venv, PostgreSQL binaries, nginx, wrk):
 #   bash bench/run.sh            DURATION=30 CONNECTIONS=64 bash bench/run.sh
 # The image is built from app/ with BASE_IMAGE as its base (the Dockerfile's default when unset;
 # machines that cannot pull from Docker Hub use the one tests/setup_machine.sh builds):
@@ -22,7 +22,7 @@ PREFIX=/bench
 PYTHON=$PWD/.venv/bin/python
 IMAGE=django-swarm/app:bench
 BENCH_APP=${BENCH_APP:-site}
-# The issue's yardstick: pgbench with 4 clients (besides as many as wrk has connections, and as
+# Issue 24's yardstick: pgbench with 4 clients (besides as many as wrk has connections, and as
 # many as the site holds database connections).
 PGBENCH_CLIENTS=4
 
@@ -35,6 +35,7 @@ case $BENCH_APP in
     ;;
   *) echo "BENCH_APP must be site or bare, got '$BENCH_APP'" >&2 && exit 2 ;;
 esac
+
 log() { printf '==> %s\n' "$*" >&2; }
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

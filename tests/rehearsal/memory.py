@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import config
 from local.box import Box
 
 # Every process of the box: "<pid> <comm> <Pss kB>".
@@ -34,6 +35,21 @@ class MemoryFigures:
     @property
     def host_total(self) -> float:
         return sum(self.host.values())
+
+    def held_against_counted(self) -> tuple[float, int, str]:
+        """(MB held, MB the program's memory check counts for them, the line that says so).
+
+        The check (config.memory_needed_mb) counts the host's share and each event's reservation,
+        the defaults here, plus room for one event to reach its limit, which is left out: what
+        the processes hold must fit in the rest."""
+        held = self.host_total + sum(self.per_event.values())
+        events = len(self.per_event)
+        counted = config.HOST_MEMORY_MB + events * config.DEFAULT_MEMORY_RESERVATION_MB
+        line = (
+            f"{held:.0f} MB / {counted} MB (host {config.HOST_MEMORY_MB} + {events} x"
+            f" {config.DEFAULT_MEMORY_RESERVATION_MB} reserved)"
+        )
+        return held, counted, line
 
     def host_line(self) -> str:
         biggest = sorted(self.host.items(), key=lambda item: -item[1])[:6]
