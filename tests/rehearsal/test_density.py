@@ -6,8 +6,8 @@ of its containers counts against that (``Box(memory=...)``). Stories in order: t
 of eight events, 200 concurrent visits to each of them at once with exact counts, a code change
 of all eight under steady load, no process killed for memory (the box's cgroup and the kernel's
 log), what the host and the events hold against what the program counts for them, a ninth event
-refused before anything runs, and an event whose site leaks memory stopped by its own limit
-while the other seven answer every visit.
+refused before anything runs, a reboot that starts all eight at once, and an event whose site
+leaks memory stopped by its own limit while the other seven answer every visit.
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ LEAKING_SETTINGS = {
 }
 
 
-# The kernel's line for each process it kills for memory (mm/oom_kill.c, dump_oom_victim).
 def page(event: dict[str, Any]) -> str:
     """The path of the event's visit counter."""
     return f"{event['path']}/"
 
 
+# The kernel's line for each process it kills for memory (mm/oom_kill.c, dump_oom_victim).
 OOM_KILL_LINE = re.compile(r"oom-kill:.*,oom_memcg=([^,]*),task_memcg=([^,]*),")
 
 
@@ -109,12 +109,12 @@ class Crowd:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.box.http_port}{path}"
 
-    def kernel_log(self) -> list[str]:
-        """The lines of the kernel's log that name the box: its id is its cgroup's name, which
-        the kernel prints for each process it kills for memory."""
+    def oom_log(self) -> list[str]:
+        """The kernel's log lines about killing for memory in the box: the box's id is its
+        cgroup's name, which the kernel prints for each process it kills."""
         box_id = docker("inspect", "-f", "{{.Id}}", self.box.name).strip()
         logged = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
-        return [line for line in logged.splitlines() if box_id in line]
+        return [line for line in logged.splitlines() if box_id in line and "oom" in line.lower()]
 
     def oom_kills(self) -> int:
         """Processes the kernel killed for memory in the box or its containers.
@@ -218,7 +218,7 @@ def test_2b_a_code_change_of_all_eight_under_steady_load_drops_no_visit(crowd):
 
 def test_3_no_process_was_killed_for_memory(crowd):
     kills = crowd.oom_kills()
-    killed = [line for line in crowd.kernel_log() if "oom" in line.lower()]
+    killed = crowd.oom_log()
     figures.record("1 GiB box: processes killed for memory", str(kills))
     assert (kills, killed) == (0, [])
 
@@ -263,7 +263,7 @@ def test_5b_after_a_reboot_the_eight_start_together_and_count_on(crowd):
     the program does not run. The eight fit together, no process is killed, and each event
     counts on from where it was."""
     before = {e["name"]: hits(crowd, page(e)) for e in crowd.events}
-    logged_ooms = [line for line in crowd.kernel_log() if "oom" in line.lower()]
+    logged_ooms = crowd.oom_log()
     started = time.monotonic()
     crowd.box.reboot()
     for event in crowd.events:
@@ -276,7 +276,7 @@ def test_5b_after_a_reboot_the_eight_start_together_and_count_on(crowd):
         assert hits(crowd, page(event)) == before[event["name"]] + 1, event
     # The box's cgroups were made anew by the reboot: their counters count from it.
     assert crowd.oom_kills() == 0
-    assert [line for line in crowd.kernel_log() if "oom" in line.lower()] == logged_ooms
+    assert crowd.oom_log() == logged_ooms
 
 
 def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(crowd):
@@ -313,7 +313,7 @@ def test_6_an_event_that_runs_out_of_memory_is_stopped_alone_and_serves_again(cr
         back_after = time.monotonic() - started
         logs = crowd.box.check(f"docker logs --tail 30 {task} 2>&1")
         time.sleep(5)
-    killed = [OOM_KILL_LINE.search(line) for line in crowd.kernel_log()]
+    killed = [OOM_KILL_LINE.search(line) for line in crowd.oom_log()]
     killed = [match.groups() for match in killed if match]
     assert leak == 502, leak
     # Killed: event8's worker only, when event8's own limit was reached (not the box's).
